@@ -1,0 +1,130 @@
+"""The training loop and the command: strategies agree, runs resume, bad input is refused."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from configs import mcgsm as mcgsm_config
+from training import loop
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Tiny model, tiny run: the CLI tests measure behaviour, not quality.
+TINY = ["--config.model.components=2", "--config.model.scales=2", "--config.model.features=4",
+        "--config.train.batch_size=4", "--config.data.patch_size=8", "--config.eval.max_patches=4",
+        "--config.eval.batch_size=4", "--config.sample.size=8", "--config.sample.margin=2",
+        "--config.sample.num=2", "--config.train.init_batches=1", "--config.train.log_every=1"]
+
+
+def tiny_config():
+  c = mcgsm_config.get_config()
+  c.model.update(components=3, scales=2, features=4)
+  c.train.update(batch_size=8, optimizer="sgd", learning_rate=0.05)
+  c.data.update(patch_size=8)
+  return c
+
+
+def run_cli(args, timeout=300):
+  """Runs `python -m training.run args` from the repo root; returns the CompletedProcess."""
+  return subprocess.run([sys.executable, "-m", "training.run", *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def last_line(text):
+  return text.strip().splitlines()[-1] if text.strip() else ""
+
+
+class StrategyTest(tf.test.TestCase):
+
+  def test_two_replicas_match_one_replica(self):
+    config = tiny_config()
+    rng = np.random.default_rng(0)
+    batches = [(tf.constant(rng.integers(0, 256, [8, 8, 8, 1]), tf.uint8),
+                tf.constant(rng.integers(0, 2**40, [8, 2]), tf.int64)) for _ in range(2)]
+    results = {}
+    for name, strategy in (("default", tf.distribute.get_strategy()),
+                           ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+      model, optimizer, _ = loop.build("mcgsm", config, strategy)
+      model.initialize(batches[0][0])
+      step = loop.make_train_step(model, optimizer, strategy, global_batch_size=8)
+      ds = tf.data.Dataset.from_tensor_slices(
+          (tf.stack([b[0] for b in batches]), tf.stack([b[1] for b in batches])))
+      losses = [float(step(batch)) for batch in strategy.experimental_distribute_dataset(ds)]
+      results[name] = (losses, [v.numpy() for v in model.trainable_variables], strategy)
+    self.assertEqual(results["mirrored"][2].num_replicas_in_sync, 2)
+    self.assertAllClose(results["default"][0], results["mirrored"][0], rtol=1e-5)
+    initial = loop.build("mcgsm", config)[0].trainable_variables
+    for v0, a, b in zip(initial, results["default"][1], results["mirrored"][1]):
+      self.assertAllClose(a, b, rtol=1e-4, atol=1e-6)
+    # The step moved the parameters, so the comparison above is not vacuous.
+    self.assertTrue(any(np.abs(a - v0.numpy()).max() > 1e-4
+                        for v0, a in zip(initial, results["default"][1])))
+
+
+class CommandTest(tf.test.TestCase):
+
+  def test_resume_after_sigkill_reaches_configured_step(self):
+    workdir = os.path.join(self.get_temp_dir(), "run")
+    args = ["--model=mcgsm", "--data=deadleaves", f"--workdir={workdir}", "--strategy=default",
+            "--export=false", "--config.train.steps=40", "--config.train.checkpoint_every=5", *TINY]
+    proc = subprocess.Popen([sys.executable, "-m", "training.run", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+      latest = tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None
+      if latest and int(latest.rsplit("-", 1)[1]) >= 10:
+        break
+      time.sleep(0.05)
+    self.assertIsNone(proc.poll(), "the run ended before it could be killed")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = int(tf.train.latest_checkpoint(ckpt_dir).rsplit("-", 1)[1])
+    self.assertLess(killed_at, 40)
+    self.assertFalse(os.path.exists(os.path.join(workdir, "metrics.json")))
+
+    rerun = run_cli(args)
+    self.assertEqual(rerun.returncode, 0, rerun.stderr[-2000:])
+    self.assertIn(f"at step {killed_at}", rerun.stdout)
+    with open(os.path.join(workdir, "metrics.json")) as f:
+      metrics = json.load(f)
+    self.assertEqual(metrics["steps"], 40)
+    self.assertTrue(np.isfinite(metrics["bit_per_px_rate"]))
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(ckpt_dir))
+    self.assertEqual(reader.get_tensor("optimizer/iterations/.ATTRIBUTES/VARIABLE_VALUE"), 40)
+    self.assertTrue(os.path.exists(os.path.join(workdir, "samples.png")))
+
+  def test_bad_input_exits_2_with_one_line_and_writes_nothing(self):
+    tmp = self.get_temp_dir()
+    a_file = os.path.join(tmp, "a_file")
+    with open(a_file, "w") as f:
+      f.write("keep me")
+    workdir = os.path.join(tmp, "never")
+    cases = {
+        "unknown model": (["--model=nope", "--data=deadleaves", f"--workdir={workdir}"], "mcgsm"),
+        "unknown data": (["--model=mcgsm", "--data=nope", f"--workdir={workdir}"], "deadleaves"),
+        "unknown config key": (["--model=mcgsm", "--data=deadleaves", f"--workdir={workdir}",
+                                "--config.train.nope=1"], "nope"),
+        "bad config value": (["--model=mcgsm", "--data=deadleaves", f"--workdir={workdir}",
+                              "--config.train.steps=many"], "steps"),
+        "workdir is a file": (["--model=mcgsm", "--data=deadleaves", f"--workdir={a_file}"], "a_file"),
+        "workdir under a file": (["--model=mcgsm", "--data=deadleaves",
+                                  f"--workdir={a_file}/run"], "writable"),
+    }
+    for name, (args, mentioned) in cases.items():
+      with self.subTest(name):
+        result = run_cli(args, timeout=120)
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+        self.assertIn(mentioned, result.stderr)
+        self.assertFalse(os.path.exists(workdir))
+    with open(a_file) as f:
+      self.assertEqual(f.read(), "keep me")
+
+
+if __name__ == "__main__":
+  tf.test.main()

@@ -1,0 +1,232 @@
+"""The one training loop, used for every tf.distribute strategy.
+
+Keras 3's `model.fit` breaks under MultiWorkerMirroredStrategy, so every model trains
+here: `strategy.run` of one `tf.function` step, the loss averaged over the *global*
+batch with `tf.nn.compute_average_loss`, and a `tf.train.CheckpointManager` in the
+workdir so that rerunning the same command resumes where it stopped.
+
+Workdir layout: run.json (model, data), config.json, checkpoints/, tensorboard/,
+samples.png, metrics.json, export/<version>/.
+"""
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+import zoo
+from zoo import units
+from training import data as data_lib
+from training import images as images_lib
+
+
+class Progress:
+  """A one-line progress bar (redrawn on a terminal, one line per update in a log)."""
+
+  def __init__(self, total, start):
+    self.total, self.start, self.t0 = total, start, time.time()
+    self.tty = sys.stdout.isatty()
+
+  def update(self, step, loss, pixels_per_second):
+    done = (step - self.start) / max(self.total - self.start, 1)
+    eta = (time.time() - self.t0) * (1 - done) / max(done, 1e-9)
+    bar = "#" * int(20 * step / self.total)
+    line = (f"[{bar:<20}] step {step}/{self.total}  loss {loss:.4f}  "
+            f"{pixels_per_second:,.0f} px/s  eta {eta:.0f}s")
+    print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", flush=True)
+
+  def close(self):
+    if self.tty:
+      print()
+
+
+def make_strategy(name):
+  """Returns the tf.distribute strategy for --strategy=auto|multi_worker|default."""
+  if name == "auto":
+    return tf.distribute.MirroredStrategy()  # all local GPUs, or the CPU
+  if name == "multi_worker":
+    return tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
+  if name == "default":
+    return tf.distribute.get_strategy()
+  raise ValueError(f"unknown strategy {name!r}; valid: auto, multi_worker, default")
+
+
+def is_chief(strategy):
+  """Returns True for the one process that writes checkpoints, summaries and exports."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.cluster_spec().as_dict():
+    return True
+  return resolver.task_type == "chief" or (
+      resolver.task_type == "worker" and resolver.task_id == 0
+      and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def build(model_name, config, strategy=None):
+  """Returns (model, optimizer, checkpoint) built under `strategy`'s scope."""
+  strategy = strategy or tf.distribute.get_strategy()
+  with strategy.scope():
+    model = zoo.get(model_name).Model(config)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.train.learning_rate, max(config.train.steps, 1), alpha=0.1)
+    if config.train.get("optimizer", "adam") == "sgd":  # RIDE section 3: SGD, momentum 0.9
+      optimizer = keras.optimizers.SGD(schedule, momentum=0.9)
+    else:
+      optimizer = keras.optimizers.Adam(schedule)
+    optimizer.build(model.trainable_variables)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+  return model, optimizer, checkpoint
+
+
+def restore(workdir):
+  """Returns (model name, config, model) of a trained run, weights from its latest checkpoint."""
+  with open(os.path.join(workdir, "run.json")) as f:
+    run = json.load(f)
+  with open(os.path.join(workdir, "config.json")) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  model, _, checkpoint = build(run["model"], config)
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+  if latest is None:
+    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints; train first")
+  checkpoint.restore(latest).expect_partial()
+  return run["model"], config, model
+
+
+def _step_seeds(seed, steps, batch_size):
+  """Returns a dataset of int64 [batch_size, 2] seeds, one per step, keyed by (seed, step)."""
+  return steps.map(lambda s: tf.random.stateless_uniform(
+      [batch_size, 2], [seed, s], minval=0, maxval=2**62, dtype=tf.int64))
+
+
+def train_dataset(config, data_name, start_step, data_dir=None):
+  """Returns a dataset of (uint8 images [GB, P, P, C], int64 seeds [GB, 2]) from `start_step`."""
+  gb = config.train.batch_size
+  images = data_lib.train_batches(
+      data_name, patch_size=config.data.patch_size, global_batch_size=gb,
+      seed=config.train.seed, start_step=start_step, flips=config.data.flips, data_dir=data_dir)
+  seeds = _step_seeds(config.train.seed + 1, tf.data.Dataset.range(start_step, 2**62), gb)
+  ds = tf.data.Dataset.zip((images, seeds))
+  options = tf.data.Options()
+  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+  return ds.with_options(options)
+
+
+def make_train_step(model, optimizer, strategy, global_batch_size):
+  """Returns a tf.function running one optimisation step on a distributed batch -> loss."""
+
+  def replica_step(images, seeds):
+    with tf.GradientTape() as tape:
+      per_example, _ = model.train_loss(images, seeds)
+      loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+  @tf.function
+  def step(batch):
+    images, seeds = batch
+    losses = strategy.run(replica_step, args=(images, seeds))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+  return step
+
+
+def evaluate(model, module, config, data_name, data_dir=None):
+  """Returns {metric: value, ...} on the held-out patches, in the paper's units."""
+  patches = data_lib.eval_patches(data_name, patch_size=config.eval.patch_size, data_dir=data_dir)
+  patches = patches.take(config.eval.max_patches).batch(config.eval.batch_size)
+  terms = tf.function(model.eval_terms)
+  nats, dims, count = 0.0, 0.0, 0
+  for i, batch in enumerate(patches):
+    seeds = tf.random.stateless_uniform([tf.shape(batch)[0], 2], [config.eval.seed, i],
+                                        minval=0, maxval=2**62, dtype=tf.int64)
+    n, d = terms(batch, seeds)
+    nats, dims, count = nats + float(tf.reduce_sum(n)), dims + float(tf.reduce_sum(d)), count + len(n)
+  to_units, _ = units.METRICS[module.METRIC]
+  return {module.METRIC: float(to_units(nats, dims)), "test_patches": count,
+          "test_patch_size": config.eval.patch_size}
+
+
+def _write_samples(model, config, path, writer, step):
+  """Draws config.sample.num samples, writes a grid PNG and a TensorBoard image."""
+  seeds = tf.stack([tf.fill([config.sample.num], config.sample.seed),
+                    tf.range(config.sample.num)], axis=1)
+  samples = tf.function(model.sample)(tf.cast(seeds, tf.int64))
+  grid = images_lib.grid(samples.numpy())
+  images_lib.write_png(path, grid)
+  with writer.as_default():
+    tf.summary.image("samples", grid[None], step=step)
+
+
+def train(model_name, data_name, config, workdir, strategy, data_dir=None, export=True):
+  """Trains (or resumes) a run in `workdir`; returns the final metrics dict."""
+  module = zoo.get(model_name)
+  chief = is_chief(strategy)
+  # Only the chief writes into the workdir; other workers write to a scratch dir.
+  write_dir = workdir if chief else tempfile.mkdtemp(prefix="genzoo-worker-")
+  os.makedirs(write_dir, exist_ok=True)
+  for name, payload in (("run.json", {"model": model_name, "data": data_name}),
+                        ("config.json", json.loads(config.to_json_best_effort()))):
+    with open(os.path.join(write_dir, name), "w") as f:
+      json.dump(payload, f, indent=2)
+
+  model, optimizer, checkpoint = build(model_name, config, strategy)
+  manager = tf.train.CheckpointManager(
+      checkpoint, os.path.join(write_dir, "checkpoints"), max_to_keep=3)
+  start = 0
+  if manager.latest_checkpoint:
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    start = int(optimizer.iterations.numpy())
+    print(f"resuming from {manager.latest_checkpoint} at step {start}")
+
+  ds = train_dataset(config, data_name, start, data_dir)
+  if start == 0 and hasattr(model, "initialize"):
+    init = [images for images, _ in ds.take(config.train.init_batches)]
+    model.initialize(tf.concat(init, 0))
+  dist_ds = strategy.experimental_distribute_dataset(ds)
+  step_fn = make_train_step(model, optimizer, strategy, config.train.batch_size)
+  writer = tf.summary.create_file_writer(os.path.join(write_dir, "tensorboard"))
+
+  pixels_per_batch = config.train.batch_size * math.prod(data_lib.image_shape(data_name, data_dir)
+                                                         if not config.data.patch_size else
+                                                         (config.data.patch_size,) * 2)
+  total = config.train.steps
+  progress = Progress(total, start)
+  iterator = iter(dist_ds)
+  step, tick, tick_step, loss = start, time.time(), start, float("nan")
+  while step < total:
+    loss = float(step_fn(next(iterator)))
+    step += 1
+    if not math.isfinite(loss):
+      raise FloatingPointError(f"non-finite loss {loss} at step {step}; last good checkpoint kept")
+    if step % config.train.log_every == 0 or step == total:
+      rate = (step - tick_step) * pixels_per_batch / max(time.time() - tick, 1e-9)
+      tick, tick_step = time.time(), step
+      with writer.as_default():
+        tf.summary.scalar("loss", loss, step=step)
+        tf.summary.scalar("learning_rate", float(optimizer.learning_rate), step=step)
+        tf.summary.scalar("pixels_per_second", rate, step=step)
+      progress.update(step, loss, rate)
+    if step % config.train.checkpoint_every == 0 or step == total:
+      manager.save(checkpoint_number=step)
+  progress.close()
+  writer.flush()
+
+  metrics = evaluate(model, module, config, data_name, data_dir)
+  metrics.update(steps=int(optimizer.iterations.numpy()), final_train_loss=loss)
+  if chief:
+    _write_samples(model, config, os.path.join(workdir, "samples.png"), writer, step)
+    with open(os.path.join(workdir, "metrics.json"), "w") as f:
+      json.dump(metrics, f, indent=2)
+    if export and config.export.enabled:
+      from export import saved_model  # pylint: disable=g-import-not-at-top
+      metrics["export"] = saved_model.export(model, config, os.path.join(workdir, "export"))
+  else:
+    shutil.rmtree(write_dir, ignore_errors=True)
+  return metrics

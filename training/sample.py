@@ -1,0 +1,44 @@
+r"""Draws a grid of samples from a trained run.
+
+  python -m training.sample --workdir=runs/mcgsm-deadleaves --num=64 --seed=0 --out=grid.png
+
+Row k of the grid uses the seed (seed, k), so the same command draws the same grid.
+"""
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+flags.DEFINE_string("workdir", None, "a trained run's directory", required=True)
+flags.DEFINE_integer("num", 64, "number of samples", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "seed of the grid")
+flags.DEFINE_string("out", "grid.png", "PNG file to write")
+
+
+def main(argv):
+  del argv
+  f = flags.FLAGS
+  if not os.path.isfile(os.path.join(f.workdir, "run.json")):
+    print(f"error: --workdir={f.workdir} holds no run (no run.json); give a directory written "
+          "by training.run", file=sys.stderr)
+    sys.exit(2)
+  out_dir = os.path.dirname(os.path.abspath(f.out))
+  if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
+    print(f"error: cannot write --out={f.out}: {out_dir} is not a writable directory", file=sys.stderr)
+    sys.exit(2)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from training import images, loop  # pylint: disable=g-import-not-at-top
+  try:
+    _, _, model = loop.restore(f.workdir)
+  except FileNotFoundError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  seeds = tf.stack([tf.fill([f.num], f.seed), tf.range(f.num)], axis=1)
+  samples = tf.function(model.sample)(tf.cast(seeds, tf.int64))
+  images.write_png(f.out, images.grid(samples.numpy()))
+  print(f"wrote {f.num} samples to {f.out}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,42 @@
+"""Likelihoods: tensors a model returns -> `tfp.distributions` objects.
+
+Every density in the zoo is composed here from TFP's own building blocks
+(`MixtureSameFamily`, `TransformedDistribution`, ...), never from hand-written
+log-sum-exps, so that `log_prob`, `sample`, `cdf` and friends come from TFP.
+"""
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+tfb = tfp.bijectors
+
+
+def mcgsm(gate_logits, loc, log_precision):
+  """Returns the MCGSM conditional p(y | x): a mixture over (c, s) of Normals.
+
+  RIDE eqs. 3-5: the gate p(c, s | x) is a softmax over `gate_logits`, and expert
+  (c, s) is N(y; a_c^T x, exp(-alpha_cs)). The (component, scale) pairs are
+  flattened into one mixture axis of size M = C * S.
+
+  Args:
+    gate_logits: float [..., M] unnormalised log p(c, s | x).
+    loc: float [..., M] expert means a_c^T x (broadcast over scales).
+    log_precision: float [..., M] expert log precisions.
+
+  Returns:
+    A scalar-event `tfd.MixtureSameFamily` with batch shape [...].
+  """
+  return tfd.MixtureSameFamily(
+      mixture_distribution=tfd.Categorical(logits=gate_logits),
+      components_distribution=tfd.Normal(loc=loc, scale=tf.exp(-0.5 * log_precision)))
+
+
+def unwhitened(whitened_dist, shift, scale):
+  """Returns the density of y = shift + scale * y_hat when y_hat ~ `whitened_dist`.
+
+  Conditional whitening (RIDE eq. 7) maps a pixel y to y_hat = W (y - shift); the
+  density of y is p(y_hat) |W|, which `TransformedDistribution` adds as the
+  log-Jacobian. `scale` = 1 / W.
+  """
+  return tfd.TransformedDistribution(
+      whitened_dist, tfb.Chain([tfb.Shift(shift), tfb.Scale(scale)]))
