@@ -28,9 +28,14 @@ def tiny_config():
   return c
 
 
+def user_env():
+  """Returns the environment a user's shell would have (the test runner sets TF logging)."""
+  return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
 def run_cli(args, timeout=300):
   """Runs `python -m training.run args` from the repo root; returns the CompletedProcess."""
-  return subprocess.run([sys.executable, "-m", "training.run", *args], cwd=ROOT,
+  return subprocess.run([sys.executable, "-m", "training.run", *args], cwd=ROOT, env=user_env(),
                         capture_output=True, text=True, timeout=timeout)
 
 

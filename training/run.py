@@ -7,22 +7,16 @@ Bad input (unknown model, data or config key, unusable workdir) ends with one li
 stderr naming what was wrong and what is allowed, exit code 2, and nothing written.
 """
 import os
-import sys
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from training import cli
+from training.cli import fail
 import zoo
 
-USAGE_ERROR = 2
 STRATEGIES = ("auto", "multi_worker", "default")
-
-
-def fail(message):
-  """Prints one line to stderr and exits with the usage-error code."""
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(USAGE_ERROR)
+USAGE = "python -m training.run --model=NAME --data=NAME [--workdir=DIR] [--config.x.y=v]"
 
 
 def _flag_value(argv, name):
@@ -41,19 +35,6 @@ def _config_path(model):
   return os.path.join(os.path.dirname(configs.__file__), f"{model}.py")
 
 
-def check_workdir(workdir):
-  """Fails unless `workdir` is, or can be created as, a writable directory. Creates nothing."""
-  path = os.path.abspath(workdir)
-  if os.path.exists(path) and not os.path.isdir(path):
-    fail(f"--workdir={workdir} is a file; give a directory (existing or new)")
-  parent = path
-  while not os.path.exists(parent):
-    parent = os.path.dirname(parent)
-  if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-    fail(f"--workdir={workdir} is not writable ({parent} is not a writable directory); "
-         "give a directory you can write to")
-
-
 def define_flags(argv):
   """Defines the flags; the config file's default follows --model and --data."""
   model = _flag_value(argv, "model")
@@ -62,7 +43,8 @@ def define_flags(argv):
     fail(f"--model is required; valid: {', '.join(zoo.NAMES)}")
   if model not in zoo.NAMES:
     fail(f"unknown model {model!r}; valid: {', '.join(zoo.NAMES)}")
-  from training import data as data_lib  # pylint: disable=g-import-not-at-top
+  with cli.quiet_stderr():  # the data module imports TensorFlow
+    from training import data as data_lib  # pylint: disable=g-import-not-at-top
   try:
     data_lib.check_name(data)
   except data_lib.DataError as e:
@@ -73,25 +55,31 @@ def define_flags(argv):
   flags.DEFINE_enum("strategy", "auto", STRATEGIES, "tf.distribute strategy")
   flags.DEFINE_string("data_dir", None, "TFDS data dir (default: TFDS's own)")
   flags.DEFINE_bool("export", True, "export a SavedModel at the end")
-  config_flags.DEFINE_config_file("config", f"{_config_path(model)}:{data}",
-                                  "config file; --config.x.y=v overrides a field")
+  try:  # the overrides are applied here, while the default config is parsed
+    config_flags.DEFINE_config_file("config", f"{_config_path(model)}:{data}",
+                                    "config file; --config.x.y=v overrides a field")
+  except (AttributeError, KeyError) as e:
+    given = [a.split("=", 1)[0][2:] for a in argv if a.startswith("--config.")]
+    key = cli.first_line(e).strip("\"'")
+    fail(f"unknown config key {key!r} in {', '.join(given)}; "
+         f"valid: {', '.join(_config_keys(model, data))}")
+  except (ValueError, TypeError) as e:
+    fail(f"bad config value: {cli.first_line(e)}")
 
 
-def parse(argv):
-  """absl flags parser that turns any flag error into one line and exit code 2."""
-  define_flags(argv)
-  try:
-    return flags.FLAGS(argv)
-  except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    fail(f"bad flag: {first}")
+def _config_keys(model, data):
+  """Returns the overridable keys of configs/<model>.py, as `config.section.field`."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  config = importlib.import_module(f"configs.{model}").get_config(data)
+  return [f"config.{section}.{field}" for section, fields in config.items()
+          for field in fields]
 
 
 def main(argv):
   del argv
   f = flags.FLAGS
   workdir = f.workdir or os.path.join("runs", f"{f.model}-{f.data.replace(':', '_')}")
-  check_workdir(workdir)
+  cli.check_writable_dir(workdir, "workdir")
   from training import loop  # pylint: disable=g-import-not-at-top  (imports TF: keep --help fast)
   metrics = loop.train(f.model, f.data, f.config, workdir, loop.make_strategy(f.strategy),
                        data_dir=f.data_dir, export=f.export)
@@ -102,4 +90,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse)
+  # config_flags reports a bad override as AttributeError/KeyError/ValueError/TypeError.
+  cli.run(main, cli.flags_parser(
+      USAGE, define_flags, (flags.Error, AttributeError, KeyError, ValueError, TypeError)))

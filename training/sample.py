@@ -5,10 +5,11 @@ r"""Draws a grid of samples from a trained run.
 Row k of the grid uses the seed (seed, k), so the same command draws the same grid.
 """
 import os
-import sys
 
-from absl import app
 from absl import flags
+
+from training import cli
+from training.cli import fail
 
 flags.DEFINE_string("workdir", None, "a trained run's directory", required=True)
 flags.DEFINE_integer("num", 64, "number of samples", lower_bound=1)
@@ -20,20 +21,17 @@ def main(argv):
   del argv
   f = flags.FLAGS
   if not os.path.isfile(os.path.join(f.workdir, "run.json")):
-    print(f"error: --workdir={f.workdir} holds no run (no run.json); give a directory written "
-          "by training.run", file=sys.stderr)
-    sys.exit(2)
+    fail(f"--workdir={f.workdir} holds no run (no run.json); give a directory written by training.run")
   out_dir = os.path.dirname(os.path.abspath(f.out))
   if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-    print(f"error: cannot write --out={f.out}: {out_dir} is not a writable directory", file=sys.stderr)
-    sys.exit(2)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from training import images, loop  # pylint: disable=g-import-not-at-top
+    fail(f"cannot write --out={f.out}: {out_dir} is not a writable directory")
+  with cli.quiet_stderr():
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from training import images, loop  # pylint: disable=g-import-not-at-top
   try:
     _, _, model = loop.restore(f.workdir)
   except FileNotFoundError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    fail(str(e))
   seeds = tf.stack([tf.fill([f.num], f.seed), tf.range(f.num)], axis=1)
   samples = tf.function(model.sample)(tf.cast(seeds, tf.int64))
   images.write_png(f.out, images.grid(samples.numpy()))
@@ -41,4 +39,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main, cli.flags_parser(
+      "python -m training.sample --workdir=RUN_DIR [--num=64] [--seed=0] [--out=grid.png]"))

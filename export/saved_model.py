@@ -1,0 +1,380 @@
+"""Any zoo model -> a versioned SavedModel that TF Serving and plain TF code can load.
+
+  version_dir = export(model, config, "serving/mcgsm")   # -> "serving/mcgsm/3"
+
+The export contract (shared/DESIGN.md, "Export contract"):
+
+  * `<export_dir>/<version>/`, version = 1 + the largest integer-named entry (1 if
+    none), written to a sibling `.tmp-<version>-<pid>` and `os.rename`d into place, so a
+    polling TF Serving never sees half a model. Published versions are never touched.
+  * Tag `serve`, method `tensorflow/serving/predict`, one signature per entry of
+    `SIGNATURES` that the model supports (`serving_default` = `sample`).
+  * Only standard TF ops: no py_function, no stateful random op, no XLA-must-compile
+    function (`forbidden_ops`), so it loads without the zoo, Keras or TFP.
+  * Every input has a leading batch dimension N and is validated inside the graph:
+    wrong rank, size or value range fails with an InvalidArgument message naming the
+    signature, the input, what was wrong and what is allowed. Input specs leave every
+    dimension free (only rank and dtype are fixed) so that these checks, not a
+    Python-side shape error or a Grappler-folded shape, answer every caller alike.
+  * `assets.extra/tf_serving_warmup_requests` holds one PredictionLog per signature;
+    each is replayed through the SignatureDef + Session path (what TF Serving's C++
+    does) before publishing, because a failing warmup record fails the version load.
+
+Adding a signature (e.g. `encode`, `inpaint`) is one entry in `SIGNATURES`; adding an
+input kind (e.g. `label`, `mask`) is one entry in `INPUTS`.
+"""
+import dataclasses
+import errno
+import math
+import os
+import re
+import shutil
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import model_pb2
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+WARMUP_SEEDS = np.array([[0, 0], [0, 1]], np.int64)  # [N, 2]: the warmup batch
+DEFAULT_SIGNATURE = "sample"  # also published as serving_default
+
+# Ops that make an export depend on Python or on hidden random state.
+FORBIDDEN_OPS = frozenset({
+    "PyFunc", "PyFuncStateless", "EagerPyFunc",
+    "RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal",
+    "ParameterizedTruncatedNormal", "Multinomial", "RandomShuffle", "RandomCrop",
+    "RandomGamma", "RandomPoisson", "RandomPoissonV2", "RandomBinomial",
+    "RandomShuffleQueue", "RandomShuffleQueueV2", "RandomDataset", "RandomDatasetV2",
+    "ShuffleDataset", "ShuffleDatasetV2", "ShuffleDatasetV3", "ShuffleAndRepeatDataset",
+    "NonDeterministicInts", "RngSkip", "RngReadAndSkip",
+    "StatefulUniform", "StatefulUniformInt", "StatefulUniformFullInt",
+    "StatefulStandardNormal", "StatefulStandardNormalV2", "StatefulTruncatedNormal",
+    "StatefulRandomBinomial", "AnonymousSeedGenerator", "DummySeedGenerator",
+})
+_XLA_MUST_COMPILE = "_XlaMustCompile"
+
+
+# -- inputs: spec, in-graph checks, warmup example ------------------------------------
+
+def _check(condition, message, *data):
+  """Returns an Assert op: InvalidArgument "`message` `data`" unless `condition`."""
+  # tf.Assert with only string/int32 data is a bare Assert op (no tf.cond), and unlike
+  # tf.debugging.assert_* it is never evaluated away at trace time.
+  return tf.Assert(condition, [message, *data], summarize=8)
+
+
+def _checked(tensor, rank, message, checks):
+  """Returns `tensor` gated on: rank == `rank`, then every (condition, problem) in checks(dims).
+
+  `dims` int32 [rank] is the tensor's shape. The returned identity runs only after
+  every check has passed, so the model never sees a bad input.
+  """
+  # The shape is read as a value padded with -1, never indexed by the declared rank:
+  # Grappler folds anything derived from the declared rank (tf.rank, tf.size of the
+  # shape) to a constant, yet a TF Serving request, or a loaded signature's caller, may
+  # send any rank. A missing dim then reads -1 instead of failing as an
+  # out-of-bounds slice with no word of what was wrong.
+  shape = tf.shape(tensor)  # [actual rank]
+  padded = tf.concat([shape, tf.fill([rank + 1], -1)], 0)[:rank + 1]  # [rank + 1]
+  dims = padded[:rank]  # [rank], -1 where the tensor has fewer dims
+  rank_op = _check(tf.logical_and(tf.reduce_all(dims >= 0), tf.equal(padded[rank], -1)),
+                   f"{message}; wrong rank, got shape", shape)
+  with tf.control_dependencies([rank_op]):
+    ops = [_check(condition, f"{message}; {problem}, got shape", shape)
+           for condition, problem in checks(dims)]
+  with tf.control_dependencies(ops):
+    return tf.identity(tensor)
+
+
+def _check_seed(model, signature, seed):
+  """Returns `seed` int64 [N, 2] gated on its shape."""
+  del model
+  what = f"{signature}: `seed` must be int64 [N, 2], one seed pair per image, N >= 1"
+  return _checked(seed, 2, what, lambda dims: [
+      (dims[0] >= 1, "empty batch"),
+      (tf.equal(dims[1], 2), "wrong seed size"),
+  ])
+
+
+def _check_images(model, signature, images):
+  """Returns `images` uint8 [N, H, W, C] gated on shape and (when levels < 256) values."""
+  c, levels = model.channels, model.levels
+  what = (f"{signature}: `images` must be uint8 [N, H, W, {c}] ({c} channel"
+          f"{'s' if c > 1 else ''}, values in [0, {levels})) with N, H, W >= 1")
+  images = _checked(images, 4, what, lambda dims: [
+      (tf.reduce_all(dims[:3] >= 1), "empty batch or image"),
+      (tf.equal(dims[3], c), "wrong number of channels"),
+  ])
+  if levels < 256:
+    top = tf.cast(tf.reduce_max(images), tf.int32)
+    with tf.control_dependencies([_check(top < levels, f"{what}; got max value", top)]):
+      images = tf.identity(images)
+  return images
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+  """A kind of signature input: its spec, its in-graph checks, and a warmup value."""
+  spec: Callable  # model -> tf.TensorSpec (rank and dtype fixed, every dim free)
+  check: Callable  # (model, signature name, tensor) -> the tensor, gated on its checks
+  example: Callable  # (model, samples of WARMUP_SEEDS uint8 [N, H, W, C]) -> np.ndarray [N, ...]
+
+
+INPUTS = {
+    "seed": Input(spec=lambda model: tf.TensorSpec([None, None], tf.int64),
+                  check=_check_seed, example=lambda model, images: WARMUP_SEEDS),
+    "images": Input(spec=lambda model: tf.TensorSpec([None, None, None, None], tf.uint8),
+                    check=_check_images, example=lambda model, images: images),
+}
+
+
+# -- signatures -------------------------------------------------------------------------
+
+def _sample(model, seed):
+  """Returns {images: uint8 [N, H, W, C], png_bytes: string [N]}."""
+  images = model.sample(seed)
+  if images.dtype != tf.uint8:
+    raise TypeError(f"{type(model).__name__}.sample returned {images.dtype}; the contract is uint8")
+  png = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)  # [N]
+  return {"images": images, "png_bytes": png}
+
+
+def _log_prob(model, images):
+  """Returns {log_prob: float32 [N] nats, bits_per_dim: float32 [N]}.
+
+  For a discrete model bits_per_dim = -log_prob / (H W C ln 2). For a continuous
+  density on [0, 1)^D (`model.continuous`, e.g. MCGSM, RIDE) each of the `levels` bins
+  has width 1 / levels, so log2(levels) is added: bits_per_dim is then the
+  discrete-equivalent bits/dim of the quantised image (8 - the RIDE bit/px rate for
+  8-bit grey images), comparable across all models.
+  """
+  log_prob = tf.cast(model.log_prob(images), tf.float32)  # [N]
+  dims = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
+  bits = -log_prob / (dims * math.log(2.0))
+  if model.continuous:
+    bits += math.log2(model.levels)
+  return {"log_prob": log_prob, "bits_per_dim": bits}
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+  """One exported signature: its inputs (keys of INPUTS), outputs, and which models have it."""
+  inputs: tuple
+  compute: Callable  # (model, **checked inputs) -> {output name: tensor [N, ...]}
+  applies: Callable = lambda model: True
+
+
+SIGNATURES = {
+    "sample": Signature(("seed",), _sample),
+    "log_prob": Signature(("images",), _log_prob),
+}
+
+
+def _function(model, name, signature):
+  """Returns the tf.function of signature `name` for `model`, inputs named by INPUTS."""
+  specs = [INPUTS[k].spec(model) for k in signature.inputs]
+  specs = [tf.TensorSpec(spec.shape, spec.dtype, name=k) for spec, k in zip(specs, signature.inputs)]
+
+  def fn(*args):
+    checked = {k: INPUTS[k].check(model, name, x) for k, x in zip(signature.inputs, args)}
+    return signature.compute(model, **checked)
+
+  fn.__name__ = name
+  return tf.function(fn, input_signature=specs, autograph=False)
+
+
+def build_module(model):
+  """Returns (tf.Module holding `model`'s variables and one tf.function per signature, signatures).
+
+  `signatures` maps signature key -> tf.function, `serving_default` included.
+  """
+  module = tf.Module()
+  # A Keras 3 variable wraps a tf.Variable (`.value`); tracking that saves a plain variable.
+  module.model_variables = [v if isinstance(v, tf.Variable) else v.value for v in model.variables]
+  signatures = {}
+  for name, signature in SIGNATURES.items():
+    if signature.applies(model):
+      signatures[name] = _function(model, name, signature)
+      setattr(module, name, signatures[name])
+  signatures["serving_default"] = signatures[DEFAULT_SIGNATURE]
+  return module, signatures
+
+
+# -- checks on a saved model ------------------------------------------------------------
+
+def _read_saved_model(export_path):
+  """Returns the SavedModel proto of `export_path`."""
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(export_path, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  return proto
+
+
+def forbidden_ops(export_path):
+  """Returns ["<function>: <op> (<node>)", ...]: every non-servable op in the SavedModel.
+
+  Looks at the graph and every library function of every meta graph for FORBIDDEN_OPS
+  and for functions or calls marked `_XlaMustCompile`. Empty means servable.
+  """
+  found = set()
+
+  def scan(where, nodes):
+    for node in nodes:
+      if node.op in FORBIDDEN_OPS:
+        found.add(f"{where}: {node.op} ({node.name})")
+      if _XLA_MUST_COMPILE in node.attr and node.attr[_XLA_MUST_COMPILE].b:
+        found.add(f"{where}: {_XLA_MUST_COMPILE} ({node.name})")
+
+  for meta_graph in _read_saved_model(export_path).meta_graphs:
+    scan("graph", meta_graph.graph_def.node)
+    for function in meta_graph.graph_def.library.function:
+      name = function.signature.name
+      scan(name, function.node_def)
+      if _XLA_MUST_COMPILE in function.attr and function.attr[_XLA_MUST_COMPILE].b:
+        found.add(f"{name}: {_XLA_MUST_COMPILE}")
+  return sorted(found)
+
+
+# -- warmup -----------------------------------------------------------------------------
+
+def warmup_requests(model, signatures):
+  """Returns [PredictionLog], one PredictRequest per signature, batch len(WARMUP_SEEDS).
+
+  Image inputs are the model's own samples, so they have the size it serves.
+  """
+  images = signatures[DEFAULT_SIGNATURE](tf.constant(WARMUP_SEEDS))["images"].numpy()
+  logs = []
+  for name, signature in SIGNATURES.items():
+    if name not in signatures:
+      continue
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=name))
+    for key in signature.inputs:
+      value = INPUTS[key].example(model, images)
+      request.inputs[key].CopyFrom(tf.make_tensor_proto(value, dtype=INPUTS[key].spec(model).dtype))
+    logs.append(prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)))
+  return logs
+
+
+def write_warmup(export_path, logs):
+  """Writes PredictionLog records to `<export_path>/assets.extra/tf_serving_warmup_requests`."""
+  path = os.path.join(export_path, WARMUP_FILE)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with tf.io.TFRecordWriter(path) as writer:
+    for log in logs:
+      writer.write(log.SerializeToString())
+
+
+def read_warmup(export_path):
+  """Returns the [PredictionLog] records of an export's warmup file."""
+  path = os.path.join(export_path, WARMUP_FILE)
+  return [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+          for r in tf.data.TFRecordDataset(path)]
+
+
+def replay_warmup(export_path):
+  """Returns {signature: {output: np.ndarray}} from replaying every warmup record.
+
+  Replays through the TF1 SignatureDef + Session path, as TF Serving's C++ does (it
+  loads the `serve` meta graph, feeds the signature's input tensor names and fetches
+  its outputs); raises RuntimeError naming the record if one fails.
+  """
+  logs = read_warmup(export_path)
+  if not logs:
+    raise RuntimeError(f"{export_path}/{WARMUP_FILE} holds no records")
+  results = {}
+  with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess:
+    meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], export_path)
+    for i, log in enumerate(logs):
+      request = log.predict_log.request
+      name = request.model_spec.signature_name or "serving_default"
+      try:
+        signature = meta_graph.signature_def[name]
+        if set(request.inputs) != set(signature.inputs):
+          raise ValueError(f"inputs {sorted(request.inputs)} != signature's {sorted(signature.inputs)}")
+        feeds = {signature.inputs[k].name: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        fetches = {k: v.name for k, v in signature.outputs.items()}
+        outputs = sess.run(fetches, feeds)
+        batch = {len(v) for v in feeds.values()} | {len(v) for v in outputs.values()}
+        if len(batch) != 1:
+          raise ValueError(f"inputs and outputs disagree on the batch size: {sorted(batch)}")
+      except Exception as e:
+        raise RuntimeError(f"warmup record {i} ({name}) failed on {export_path}: "
+                           f"{type(e).__name__}: {e}") from e
+      results[name] = outputs
+  return results
+
+
+# -- versioned, atomic publishing -------------------------------------------------------
+
+def versions(export_dir):
+  """Returns the sorted integer versions published in `export_dir` ([] if none)."""
+  if not os.path.isdir(export_dir):
+    return []
+  return sorted(int(n) for n in os.listdir(export_dir) if re.fullmatch(r"\d+", n))
+
+
+def _fsync_tree(path):
+  """Flushes every file under `path`, then `path` itself, to disk."""
+  for root, _, files in os.walk(path):
+    for name in files:
+      fd = os.open(os.path.join(root, name), os.O_RDONLY)
+      try:
+        os.fsync(fd)
+      finally:
+        os.close(fd)
+  _fsync_dir(path)
+
+
+def _fsync_dir(path):
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
+def _publish(tmp, export_dir):
+  """Returns `<export_dir>/<version>` after renaming `tmp` there; retries if another exporter won."""
+  for _ in range(100):
+    target = os.path.join(export_dir, str(max(versions(export_dir), default=0) + 1))
+    try:
+      os.rename(tmp, target)  # atomic; fails if a non-empty `target` appeared meanwhile
+    except OSError as e:
+      if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+        raise
+      continue
+    _fsync_dir(export_dir)
+    return target
+  raise RuntimeError(f"could not claim a new version in {export_dir}")
+
+
+def export(model, config, export_dir):
+  """Returns the published version dir `<export_dir>/<version>` holding `model` as a SavedModel.
+
+  `model` has `sample(seeds)`, `log_prob(images)`, `channels`, `levels` and
+  `continuous` (the zoo's model API). Nothing is published unless the SavedModel
+  holds only servable ops and every warmup record replays; on any failure the
+  temporary dir is removed and the error re-raised.
+  """
+  del config  # the model carries everything the export needs
+  module, signatures = build_module(model)
+  os.makedirs(export_dir, exist_ok=True)
+  version = max(versions(export_dir), default=0) + 1
+  tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
+  try:
+    tf.saved_model.save(module, tmp, signatures=signatures)
+    bad = forbidden_ops(tmp)
+    if bad:
+      raise ValueError(f"export holds ops TF Serving cannot run deterministically: {', '.join(bad)}")
+    write_warmup(tmp, warmup_requests(model, signatures))
+    replay_warmup(tmp)
+    _fsync_tree(tmp)
+    return _publish(tmp, export_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise

@@ -1,0 +1,325 @@
+"""The export contract (shared/DESIGN.md): a tiny MCGSM exported once, then checked.
+
+Both loading paths run in a fresh process in which Keras, TFP and the zoo are marked
+absent: `tf.saved_model.load` (plain TF code) and the TF1 SignatureDef + Session path
+that TF Serving's C++ uses. About 40 s on 2 CPU cores.
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from unittest import mock
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+from configs import mcgsm as mcgsm_config
+from export import saved_model
+from zoo import mcgsm
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ABSENT = ("keras", "tf_keras", "tensorflow_probability", "zoo")
+SEEDS_A = np.array([[1, 2], [3, 4]], np.int64)
+SEEDS_B = np.array([[1, 2], [5, 6]], np.int64)  # row 0 shared with SEEDS_A
+
+# Runs first in every fresh process. TF 2.21 imports Keras at `import tensorflow`
+# whenever it is installed, so "never imports Keras" is checked by marking these
+# modules absent, as on a serving machine without them: any use of them fails.
+PRELUDE = f"""
+import sys
+for name in {ABSENT!r}:
+  sys.modules[name] = None
+import numpy as np
+import tensorflow as tf
+export_path, inputs_path, out_path = sys.argv[1:4]
+inputs = dict(np.load(inputs_path))
+results = {{}}
+"""
+EPILOGUE = f"""
+used = sorted(m for m in sys.modules if m.split(".")[0] in {ABSENT!r} and sys.modules[m] is not None)
+assert not used, f"the fresh process imported {{used}}"
+np.savez(out_path, **results)
+"""
+
+# Plain TF code: tf.saved_model.load and the signatures, loaded twice.
+LOAD_SCRIPT = """
+first, second = tf.saved_model.load(export_path), tf.saved_model.load(export_path)
+out = first.signatures["log_prob"](images=tf.constant(inputs["images"]))
+results.update(log_prob=out["log_prob"].numpy(), bits_per_dim=out["bits_per_dim"].numpy())
+out = first.signatures["sample"](seed=tf.constant(inputs["seeds_a"]))
+results.update(sample_a=out["images"].numpy(),
+               png_a=np.stack([tf.io.decode_png(b).numpy() for b in out["png_bytes"]]))
+results["sample_a_second_load"] = second.signatures["serving_default"](
+    seed=tf.constant(inputs["seeds_a"]))["images"].numpy()
+results["sample_b"] = second.signatures["sample"](seed=tf.constant(inputs["seeds_b"]))["images"].numpy()
+"""
+
+# What TF Serving's C++ does: load the `serve` meta graph into a Session, feed each
+# signature's input tensor names, fetch its output tensor names.
+SESSION_SCRIPT = """
+def run(sess, meta_graph, name, **feeds):
+  signature = meta_graph.signature_def[name]
+  fetches = {k: v.name for k, v in signature.outputs.items()}
+  return sess.run(fetches, {signature.inputs[k].name: v for k, v in feeds.items()})
+
+with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess:
+  meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], export_path)
+  out = run(sess, meta_graph, "log_prob", images=inputs["images"])
+  results.update(log_prob=out["log_prob"], bits_per_dim=out["bits_per_dim"])
+  out = run(sess, meta_graph, "serving_default", seed=inputs["seeds_a"])
+  results["sample_a"], png_bytes = out["images"], out["png_bytes"]
+  results["sample_b"] = run(sess, meta_graph, "sample", seed=inputs["seeds_b"])["images"]
+results["png_a"] = np.stack([tf.io.decode_png(b).numpy() for b in png_bytes])
+"""
+
+
+def tiny_config():
+  """Returns an MCGSM config small enough to export in seconds."""
+  config = mcgsm_config.get_config()
+  config.model.components, config.model.scales, config.model.features = 4, 2, 4
+  config.sample.size, config.sample.margin = 8, 2
+  return config
+
+
+def tiny_model(config):
+  """Returns an untrained MCGSM whose whitening is fitted on random images."""
+  model = mcgsm.Model(config)
+  model.initialize(tf.constant(np.random.RandomState(0).randint(0, 256, [4, 16, 16, 1]), tf.uint8))
+  return model
+
+
+def hash_tree(path):
+  """Returns {relative path: sha256} of every file under `path`."""
+  hashes = {}
+  for root, _, files in os.walk(path):
+    for name in files:
+      with open(os.path.join(root, name), "rb") as f:
+        hashes[os.path.relpath(os.path.join(root, name), path)] = hashlib.sha256(f.read()).hexdigest()
+  return hashes
+
+
+class ToyDiscreteModel(tf.Module):
+  """The least a model needs to be exported: 4 grey levels, a product of uniform pixels."""
+
+  channels, levels, continuous = 1, 4, False
+
+  def __init__(self):
+    super().__init__()
+    self.log_p = tf.Variable(-np.log(4.0), dtype=tf.float32)  # per pixel
+
+  def sample(self, seeds):
+    noise = tf.map_fn(lambda s: tf.random.stateless_uniform([3, 5, 1], s, maxval=4, dtype=tf.int32),
+                      seeds, fn_output_signature=tf.int32)  # [N, 3, 5, 1], row n from seed n
+    return tf.cast(noise, tf.uint8)
+
+  def log_prob(self, images):
+    return tf.reduce_sum(tf.ones_like(images, tf.float32), axis=[1, 2, 3]) * self.log_p
+
+
+class ExportTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.tmp = tempfile.mkdtemp(prefix="genzoo-export-test-")
+    cls.config = tiny_config()
+    cls.model = tiny_model(cls.config)
+    cls.export_path = saved_model.export(cls.model, cls.config, os.path.join(cls.tmp, "export"))
+    rng = np.random.RandomState(1)
+    cls.inputs = {"images": rng.randint(0, 256, [3, 8, 10, 1]).astype(np.uint8),  # H != W on purpose
+                  "seeds_a": SEEDS_A, "seeds_b": SEEDS_B}
+    cls.inputs_path = os.path.join(cls.tmp, "inputs.npz")
+    np.savez(cls.inputs_path, **cls.inputs)
+    cls._fresh = {}
+
+  @classmethod
+  def tearDownClass(cls):
+    tf.io.gfile.rmtree(cls.tmp)
+    super().tearDownClass()
+
+  def fresh(self, script):
+    """Returns the results of `script` run once on the export in a fresh process."""
+    if script not in self._fresh:
+      out = os.path.join(self.tmp, f"results-{len(self._fresh)}.npz")
+      code = PRELUDE + textwrap.dedent(script) + EPILOGUE
+      env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+      env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+      proc = subprocess.run([sys.executable, "-c", code, self.export_path, self.inputs_path, out],
+                            cwd=self.tmp, env=env, capture_output=True, text=True, timeout=300)
+      self.assertEqual(proc.returncode, 0, f"fresh process failed:\n{proc.stderr[-3000:]}")
+      self._fresh[script] = dict(np.load(out))
+    return self._fresh[script]
+
+  def in_process(self):
+    """Returns the values the Keras model itself computes on the test inputs."""
+    return {"log_prob": self.model.log_prob(self.inputs["images"]).numpy(),
+            "sample_a": tf.function(self.model.sample)(self.inputs["seeds_a"]).numpy()}
+
+  # -- loading without the zoo ----------------------------------------------------------
+
+  def check_roundtrip(self, results):
+    expected = self.in_process()
+    self.assertAllClose(results["log_prob"], expected["log_prob"], rtol=1e-5, atol=0)
+    dims = np.prod(self.inputs["images"].shape[1:])
+    self.assertAllClose(results["bits_per_dim"],
+                        -expected["log_prob"] / (dims * np.log(2)) + np.log2(self.model.levels),
+                        rtol=1e-5)
+    self.assertEqual(results["sample_a"].dtype, np.uint8)
+    self.assertEqual(results["sample_a"].shape, (2, 8, 8, 1))
+    self.assertAllEqual(results["sample_a"], expected["sample_a"])
+    self.assertAllEqual(results["png_a"], results["sample_a"])
+    self.assertAllEqual(results["sample_b"][0], results["sample_a"][0])
+    self.assertNotAllEqual(results["sample_b"][1], results["sample_a"][1])
+
+  def test_saved_model_load_without_zoo_matches_model(self):
+    results = self.fresh(LOAD_SCRIPT)
+    self.check_roundtrip(results)
+    self.assertAllEqual(results["sample_a_second_load"], results["sample_a"])
+
+  def test_session_signature_path_without_zoo_matches_model(self):
+    self.check_roundtrip(self.fresh(SESSION_SCRIPT))
+
+  # -- servable ops -----------------------------------------------------------------------
+
+  def test_export_holds_only_servable_ops(self):
+    self.assertEqual(saved_model.forbidden_ops(self.export_path), [])
+
+  def test_forbidden_ops_finds_py_function_stateful_random_and_xla(self):
+    module = tf.Module()
+    module.bad = tf.function(
+        lambda x: tf.py_function(tf.identity, [x + tf.random.uniform([])], tf.float32),
+        input_signature=[tf.TensorSpec([], tf.float32)])
+    module.xla = tf.function(lambda x: x * 2.0, input_signature=[tf.TensorSpec([], tf.float32)],
+                             jit_compile=True)
+    path = os.path.join(self.tmp, "bad_toy")
+    tf.saved_model.save(module, path, signatures={"bad": module.bad, "xla": module.xla})
+    found = " ".join(saved_model.forbidden_ops(path))
+    for op in ("EagerPyFunc", "RandomUniform", "_XlaMustCompile"):
+      self.assertIn(op, found)
+
+  # -- warmup -----------------------------------------------------------------------------
+
+  def test_warmup_records_parse_and_replay(self):
+    path = os.path.join(self.export_path, "assets.extra", "tf_serving_warmup_requests")
+    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+               for r in tf.data.TFRecordDataset(path)]
+    requests = {r.predict_log.request.model_spec.signature_name: r.predict_log.request
+                for r in records}
+    self.assertEqual(set(requests), {"sample", "log_prob"})
+    self.assertEqual(tf.make_ndarray(requests["sample"].inputs["seed"]).shape, (2, 2))
+    self.assertEqual(tf.make_ndarray(requests["log_prob"].inputs["images"]).shape, (2, 8, 8, 1))
+    outputs = saved_model.replay_warmup(self.export_path)
+    self.assertEqual(outputs["sample"]["images"].shape, (2, 8, 8, 1))
+    self.assertEqual(outputs["log_prob"]["log_prob"].shape, (2,))
+
+  # -- versions ---------------------------------------------------------------------------
+
+  def test_versions_increase_and_are_never_touched(self):
+    export_dir = os.path.join(self.tmp, "versions")
+    first = saved_model.export(self.model, self.config, export_dir)
+    self.assertEqual(first, os.path.join(export_dir, "1"))
+    before = hash_tree(first)
+    self.assertEqual(saved_model.export(self.model, self.config, export_dir),
+                     os.path.join(export_dir, "2"))
+    self.assertEqual(hash_tree(first), before)
+
+    failures = {"replay_warmup": RuntimeError("warmup replay failed"),
+                "forbidden_ops": ["graph: RandomUniform (x)"]}
+    for name, failure in failures.items():
+      with self.subTest(failing=name):
+        patch = (dict(side_effect=failure) if isinstance(failure, Exception)
+                 else dict(return_value=failure))
+        with mock.patch.object(saved_model, name, **patch):
+          with self.assertRaises((RuntimeError, ValueError)):
+            saved_model.export(self.model, self.config, export_dir)
+        self.assertEqual(sorted(os.listdir(export_dir)), ["1", "2"])  # no new version, no temp dir
+    self.assertEqual(hash_tree(first), before)
+
+  # -- bad inputs -------------------------------------------------------------------------
+
+  def test_bad_inputs_fail_with_clear_invalid_argument(self):
+    loaded = tf.saved_model.load(self.export_path)
+    log_prob, sample = loaded.signatures["log_prob"], loaded.signatures["sample"]
+    cases = [
+        ("3 channels", lambda: log_prob(images=tf.zeros([2, 8, 8, 3], tf.uint8)),
+         r"log_prob: `images` must be uint8 \[N, H, W, 1\].*wrong number of channels, got shape\] \[2 8 8 3\]"),
+        ("empty images", lambda: log_prob(images=tf.zeros([0, 8, 8, 1], tf.uint8)),
+         r"log_prob: .*empty batch or image, got shape\] \[0 8 8 1\]"),
+        ("zero-height images", lambda: log_prob(images=tf.zeros([1, 0, 8, 1], tf.uint8)),
+         r"log_prob: .*empty batch or image"),
+        # A loaded signature, like TF Serving, does not check the rank: the graph does.
+        ("rank-3 images", lambda: log_prob(images=tf.zeros([2, 8, 8], tf.uint8)),
+         r"log_prob: .*wrong rank, got shape\] \[2 8 8\]"),
+        ("seed [N, 3]", lambda: sample(seed=tf.zeros([2, 3], tf.int64)),
+         r"sample: `seed` must be int64 \[N, 2\].*wrong seed size, got shape\] \[2 3\]"),
+        ("empty seed batch", lambda: sample(seed=tf.zeros([0, 2], tf.int64)),
+         r"sample: .*empty batch, got shape\] \[0 2\]"),
+        ("rank-1 seed", lambda: sample(seed=tf.zeros([2], tf.int64)),
+         r"sample: .*wrong rank, got shape\] \[2\]"),
+    ]
+    for what, call, message in cases:
+      with self.subTest(what):
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
+          call()
+
+  def test_any_model_with_the_api_exports_and_its_values_are_checked(self):
+    path = saved_model.export(ToyDiscreteModel(), None, os.path.join(self.tmp, "toy"))
+    self.assertEqual(saved_model.forbidden_ops(path), [])
+    loaded = tf.saved_model.load(path)
+    samples = loaded.signatures["serving_default"](seed=tf.constant(SEEDS_A))["images"]
+    self.assertEqual(samples.shape, (2, 3, 5, 1))
+    out = loaded.signatures["log_prob"](images=samples)
+    self.assertAllClose(out["log_prob"], [-15 * np.log(4.0)] * 2)
+    self.assertAllClose(out["bits_per_dim"], [2.0, 2.0])  # discrete: no log2(levels) added
+    with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                r"values in \[0, 4\).*got max value\] \[4\]"):
+      loaded.signatures["log_prob"](images=tf.fill([1, 3, 5, 1], tf.constant(4, tf.uint8)))
+
+  # -- command line -----------------------------------------------------------------------
+
+  def run_cli(self, *args):
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "export.run", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+  def test_cli_rejects_bad_workdir_with_one_line_and_writes_nothing(self):
+    not_trained = os.path.join(self.tmp, "not_trained")
+    os.makedirs(not_trained)
+    for name in ("run.json", "config.json"):
+      with open(os.path.join(not_trained, name), "w") as f:
+        f.write("{}")
+    cases = {"missing": (os.path.join(self.tmp, "missing"), "does not exist"),
+             "no checkpoint": (not_trained, "no checkpoint")}
+    for what, (workdir, message) in cases.items():
+      with self.subTest(what):
+        export_dir = os.path.join(self.tmp, f"cli-export-{what}")
+        proc = self.run_cli(f"--workdir={workdir}", f"--export_dir={export_dir}")
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertLen(proc.stderr.strip().splitlines(), 1, proc.stderr)
+        self.assertIn(message, proc.stderr)
+        self.assertFalse(os.path.exists(export_dir))
+    self.assertFalse(os.path.exists(os.path.join(self.tmp, "missing")))
+    self.assertEqual(sorted(os.listdir(not_trained)), ["config.json", "run.json"])
+
+  def test_cli_exports_a_trained_run(self):
+    from training import loop  # pylint: disable=g-import-not-at-top
+    workdir = os.path.join(self.tmp, "run")
+    os.makedirs(workdir)
+    with open(os.path.join(workdir, "run.json"), "w") as f:
+      json.dump({"model": "mcgsm", "data": "deadleaves"}, f)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(self.config.to_json_best_effort())
+    _, _, checkpoint = loop.build("mcgsm", self.config)
+    tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"), 1).save()
+    proc = self.run_cli(f"--workdir={workdir}")
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    self.assertEqual(proc.stdout.strip().splitlines()[-1], os.path.join(workdir, "export", "1"))
+    self.assertEqual(saved_model.forbidden_ops(os.path.join(workdir, "export", "1")), [])
+
+
+if __name__ == "__main__":
+  tf.test.main()

@@ -1,0 +1,83 @@
+"""What the command-line entry points share: one-line usage errors and quiet start-up."""
+import contextlib
+import os
+import sys
+import tempfile
+
+from absl import flags
+
+USAGE_ERROR = 2
+
+
+def fail(message):
+  """Prints `error: message` as one line on stderr and exits with the usage-error code."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(USAGE_ERROR)
+
+
+def first_line(error):
+  """Returns the first line of an exception's message (or its type name)."""
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
+def flags_parser(usage, define=None, errors=(flags.Error,)):
+  """Returns an absl `flags_parser` that turns a flag error into one line and exit 2.
+
+  `define(argv)`, if given, defines flags that depend on other flags' values first.
+  """
+  def parse(argv):
+    try:
+      if define is not None:
+        define(argv)
+      return flags.FLAGS(argv)
+    except errors as e:
+      fail(f"bad flag: {first_line(e)}; usage: {usage}")
+  return parse
+
+
+def run(main, parser):
+  """Parses the flags with `parser`, then runs `main(argv)` and exits with its result.
+
+  `absl.app.run` is not used: in TF 2.21 it makes TensorFlow probe for CUDA before
+  `main` starts, and that probe's log line would precede a one-line usage error.
+  """
+  argv = parser(sys.argv)
+  sys.exit(main(argv))
+
+
+def check_writable_dir(path, flag):
+  """Fails unless `path` is, or can be created as, a writable directory. Creates nothing."""
+  full = os.path.abspath(path)
+  if os.path.exists(full) and not os.path.isdir(full):
+    fail(f"--{flag}={path} is a file; give a directory (existing or new)")
+  parent = full
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+    fail(f"--{flag}={path} is not writable ({parent} is not a writable directory); "
+         "give a directory you can write to")
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+  """Hides C-level writes to stderr in the block (TensorFlow's start-up logging).
+
+  TF 2.21 logs through absl C++ logging, which ignores TF_CPP_MIN_LOG_LEVEL before its
+  own initialisation, so oneDNN and CUDA notices would bury a one-line usage error.
+  If the block raises, what it wrote is shown after all.
+  """
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as sink:
+    os.dup2(sink.fileno(), 2)
+    try:
+      yield
+    except BaseException:
+      os.dup2(saved, 2)
+      sink.seek(0)
+      sys.stderr.write(sink.read().decode(errors="replace"))
+      raise
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
