@@ -13,7 +13,7 @@ def get_config(data="deadleaves"):
   c = ml_collections.ConfigDict()
   c.data = dict(patch_size=16, flips=True)
   c.model = dict(neighbourhood=5, components=32, scales=4, features=32, seed=0)
-  c.train = dict(steps=2000, batch_size=32, learning_rate=3e-3, optimizer="adam", seed=0,
+  c.train = dict(steps=2000, batch_size=64, learning_rate=1e-2, optimizer="adam", seed=0,
                  checkpoint_every=500, log_every=50, init_batches=4)
   c.eval = dict(patch_size=64, batch_size=50, max_patches=1600, seed=1)
   c.sample = dict(size=64, margin=8, num=16, seed=0)

@@ -25,7 +25,6 @@ input kind (e.g. `label`, `mask`) is one entry in `INPUTS`.
 """
 import dataclasses
 import errno
-import math
 import os
 import re
 import shutil
@@ -37,6 +36,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
+
+from zoo import units
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_SEEDS = np.array([[0, 0], [0, 1]], np.int64)  # [N, 2]: the warmup batch
@@ -154,9 +155,7 @@ def _log_prob(model, images):
   """
   log_prob = tf.cast(model.log_prob(images), tf.float32)  # [N]
   dims = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
-  bits = -log_prob / (dims * math.log(2.0))
-  if model.continuous:
-    bits += math.log2(model.levels)
+  bits = units.discrete_bits_per_dim(log_prob, dims, model.levels, model.continuous)
   return {"log_prob": log_prob, "bits_per_dim": bits}
 
 

@@ -103,6 +103,18 @@ class CommandTest(tf.test.TestCase):
     self.assertEqual(reader.get_tensor("optimizer/iterations/.ATTRIBUTES/VARIABLE_VALUE"), 40)
     self.assertTrue(os.path.exists(os.path.join(workdir, "samples.png")))
 
+    # The trained run serves the other commands.
+    grid = os.path.join(self.get_temp_dir(), "grid.png")
+    sampled = subprocess.run([sys.executable, "-m", "training.sample", f"--workdir={workdir}",
+                              "--num=4", f"--out={grid}"], cwd=ROOT, capture_output=True, text=True)
+    self.assertEqual(sampled.returncode, 0, sampled.stderr[-2000:])
+    png = tf.io.decode_png(tf.io.read_file(grid)).numpy()
+    self.assertEqual(png.shape, (2 * 8 + 3, 2 * 8 + 3, 1))  # 2x2 grid of 8x8 samples, 1px gaps
+    exported = subprocess.run([sys.executable, "-m", "export.run", f"--workdir={workdir}"],
+                              cwd=ROOT, capture_output=True, text=True)
+    self.assertEqual(exported.returncode, 0, exported.stderr[-2000:])
+    self.assertEqual(last_line(exported.stdout), os.path.join(workdir, "export", "1"))
+
   def test_bad_input_exits_2_with_one_line_and_writes_nothing(self):
     tmp = self.get_temp_dir()
     a_file = os.path.join(tmp, "a_file")

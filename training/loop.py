@@ -153,15 +153,19 @@ def evaluate(model, module, config, data_name, data_dir=None):
           "test_patch_size": config.eval.patch_size}
 
 
-def _write_samples(model, config, path, writer, step):
-  """Draws config.sample.num samples, writes a grid PNG and a TensorBoard image."""
+def sample_grid(model, config, writer=None, step=0):
+  """Returns uint8 [H', W', C]: a grid of config.sample.num samples, seeds (sample.seed, k).
+
+  Also writes it to TensorBoard when a summary `writer` is given.
+  """
   seeds = tf.stack([tf.fill([config.sample.num], config.sample.seed),
                     tf.range(config.sample.num)], axis=1)
   samples = tf.function(model.sample)(tf.cast(seeds, tf.int64))
   grid = images_lib.grid(samples.numpy())
-  images_lib.write_png(path, grid)
-  with writer.as_default():
-    tf.summary.image("samples", grid[None], step=step)
+  if writer is not None:
+    with writer.as_default():
+      tf.summary.image("samples", grid[None], step=step)
+  return grid
 
 
 def train(model_name, data_name, config, workdir, strategy, data_dir=None, export=True):
@@ -215,13 +219,15 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
       progress.update(step, loss, rate)
     if step % config.train.checkpoint_every == 0 or step == total:
       manager.save(checkpoint_number=step)
+      if chief:
+        sample_grid(model, config, writer, step)
   progress.close()
   writer.flush()
 
   metrics = evaluate(model, module, config, data_name, data_dir)
   metrics.update(steps=int(optimizer.iterations.numpy()), final_train_loss=loss)
   if chief:
-    _write_samples(model, config, os.path.join(workdir, "samples.png"), writer, step)
+    images_lib.write_png(os.path.join(workdir, "samples.png"), sample_grid(model, config))
     with open(os.path.join(workdir, "metrics.json"), "w") as f:
       json.dump(metrics, f, indent=2)
     if export and config.export.enabled:

@@ -26,15 +26,13 @@ def main(argv):
   if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
     fail(f"cannot write --out={f.out}: {out_dir} is not a writable directory")
   with cli.quiet_stderr():
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from training import images, loop  # pylint: disable=g-import-not-at-top
   try:
-    _, _, model = loop.restore(f.workdir)
+    _, config, model = loop.restore(f.workdir)
   except FileNotFoundError as e:
     fail(str(e))
-  seeds = tf.stack([tf.fill([f.num], f.seed), tf.range(f.num)], axis=1)
-  samples = tf.function(model.sample)(tf.cast(seeds, tf.int64))
-  images.write_png(f.out, images.grid(samples.numpy()))
+  config.sample.update(num=f.num, seed=f.seed)
+  images.write_png(f.out, loop.sample_grid(model, config))
   print(f"wrote {f.num} samples to {f.out}")
 
 

@@ -1,12 +1,12 @@
-"""The one place where nats become the papers' units."""
+"""The one place where nats become the papers' units (works on numbers and tensors)."""
 import math
 
-import numpy as np
+LN2 = math.log(2.0)
 
 
 def bits_per_dim(log_prob_nats, dims):
   """Returns -log2 p / dims: bits/dim of a discrete model (lower is better)."""
-  return -np.asarray(log_prob_nats) / (np.asarray(dims) * math.log(2.0))
+  return -log_prob_nats / (dims * LN2)
 
 
 def rate_bits_per_pixel(log_prob_nats, dims):
@@ -15,7 +15,14 @@ def rate_bits_per_pixel(log_prob_nats, dims):
   For 8-bit data dequantised with uniform noise and divided by 256, this equals
   8 - (discrete bits/px).
   """
-  return np.asarray(log_prob_nats) / (np.asarray(dims) * math.log(2.0))
+  return log_prob_nats / (dims * LN2)
+
+
+def discrete_bits_per_dim(log_prob_nats, dims, levels, continuous):
+  """Returns bits/dim comparable across models: for a density on [0, 1)^D each of the
+  `levels` bins has width 1 / levels, which adds log2(levels) bits per dimension."""
+  bits = bits_per_dim(log_prob_nats, dims)
+  return bits + math.log2(levels) if continuous else bits
 
 
 # metric name -> (conversion from (nats, dims), True if higher is better)
