@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import ml_collections
 import numpy as np
 import tensorflow as tf
 
@@ -99,8 +100,11 @@ class CommandTest(tf.test.TestCase):
       metrics = json.load(f)
     self.assertEqual(metrics["steps"], 40)
     self.assertTrue(np.isfinite(metrics["bit_per_px_rate"]))
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(ckpt_dir))
-    self.assertEqual(reader.get_tensor("optimizer/iterations/.ATTRIBUTES/VARIABLE_VALUE"), 40)
+    with open(os.path.join(workdir, "config.json")) as f:
+      config = ml_collections.ConfigDict(json.load(f))
+    _, optimizer, checkpoint = loop.build("mcgsm", config)
+    checkpoint.restore(tf.train.latest_checkpoint(ckpt_dir)).assert_existing_objects_matched()
+    self.assertEqual(int(optimizer.iterations.numpy()), 40)  # the optimizer state was resumed
     self.assertTrue(os.path.exists(os.path.join(workdir, "samples.png")))
 
     # The trained run serves the other commands.
