@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from configs import mcgsm as mcgsm_config
+from zoo import distributions
 from zoo import layers
 from zoo import mcgsm
 
@@ -49,8 +50,8 @@ class McgsmTest(tf.test.TestCase):
     slope = (y_hat(y + eps) - y_hat(y - eps)) / (2 * eps)
     self.assertAllClose(np.log(np.abs(slope)), np.full(3, w.log_w.numpy()), atol=1e-3)
     # The density of y includes that Jacobian: p(y) = p(y_hat) |W|.
-    gate, loc, log_precision, _, _ = self.model._params(x)
-    from zoo import distributions  # pylint: disable=g-import-not-at-top
+    x_hat, _ = w(x)
+    gate, loc, log_precision = self.model.head(x_hat)
     whitened = distributions.mcgsm(gate, loc, log_precision)
     expected = whitened.log_prob(y_hat(y).astype(np.float32)) + w.log_w
     self.assertAllClose(self.model.conditional(x).log_prob(y), expected, atol=1e-4)

@@ -104,11 +104,29 @@ def _step_seeds(seed, steps, batch_size):
       [batch_size, 2], [seed, s], minval=0, maxval=2**62, dtype=tf.int64))
 
 
-def train_dataset(config, data_name, start_step, data_dir=None):
+def stages(config):
+  """Returns the training stages: dicts with begin, end (global steps), patch_size, part.
+
+  `config.train.stages` (optional) lists fractions of train.steps, each with its patch
+  size and the part of the model it trains (RIDE: "mcgsm", then "all"); without it
+  there is one stage over config.data.patch_size.
+  """
+  total = config.train.steps
+  spec = config.train.get("stages") or [dict(fraction=1.0, patch_size=config.data.patch_size)]
+  out, begin, acc = [], 0, 0.0
+  for k, stage in enumerate(spec):
+    acc += stage["fraction"]
+    end = total if k == len(spec) - 1 else min(total, round(acc * total))
+    out.append(dict(begin=begin, end=end, patch_size=stage["patch_size"], part=stage.get("part")))
+    begin = end
+  return out
+
+
+def train_dataset(config, data_name, start_step, patch_size, data_dir=None):
   """Returns a dataset of (uint8 images [GB, P, P, C], int64 seeds [GB, 2]) from `start_step`."""
   gb = config.train.batch_size
   images = data_lib.train_batches(
-      data_name, patch_size=config.data.patch_size, global_batch_size=gb,
+      data_name, patch_size=patch_size, global_batch_size=gb,
       seed=config.train.seed, start_step=start_step, flips=config.data.flips, data_dir=data_dir)
   seeds = _step_seeds(config.train.seed + 1, tf.data.Dataset.range(start_step, 2**62), gb)
   ds = tf.data.Dataset.zip((images, seeds))
@@ -117,15 +135,28 @@ def train_dataset(config, data_name, start_step, data_dir=None):
   return ds.with_options(options)
 
 
-def make_train_step(model, optimizer, strategy, global_batch_size):
-  """Returns a tf.function running one optimisation step on a distributed batch -> loss."""
+def make_train_step(model, optimizer, strategy, global_batch_size, part=None, jit=False):
+  """Returns a tf.function running one optimisation step on a distributed batch -> loss.
+
+  `part` (a stage's) selects the variables (`model.trainable_for`) and is passed to
+  `model.train_loss`. With `jit` the loss and gradients are XLA-compiled; the optimizer
+  update stays outside XLA (it synchronises replicas).
+  """
+  options = {} if part is None else {"part": part}
+  variables = model.trainable_for(part) if part is not None else model.trainable_variables
+
+  def gradients(images, seeds):
+    with tf.GradientTape() as tape:
+      per_example, _ = model.train_loss(images, seeds, **options)
+      loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+    return loss, tape.gradient(loss, variables)
+
+  if jit:
+    gradients = tf.function(gradients, jit_compile=True)
 
   def replica_step(images, seeds):
-    with tf.GradientTape() as tape:
-      per_example, _ = model.train_loss(images, seeds)
-      loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-    grads = tape.gradient(loss, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    loss, grads = gradients(images, seeds)
+    optimizer.apply_gradients(zip(grads, variables))
     return loss
 
   @tf.function
@@ -189,38 +220,43 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
     start = int(optimizer.iterations.numpy())
     print(f"resuming from {manager.latest_checkpoint} at step {start}")
 
-  ds = train_dataset(config, data_name, start, data_dir)
+  plan = stages(config)
   if start == 0 and hasattr(model, "initialize"):
-    init = [images for images, _ in ds.take(config.train.init_batches)]
-    model.initialize(tf.concat(init, 0))
-  dist_ds = strategy.experimental_distribute_dataset(ds)
-  step_fn = make_train_step(model, optimizer, strategy, config.train.batch_size)
+    first = train_dataset(config, data_name, 0, plan[0]["patch_size"], data_dir)
+    model.initialize(tf.concat([images for images, _ in first.take(config.train.init_batches)], 0))
   writer = tf.summary.create_file_writer(os.path.join(write_dir, "tensorboard"))
-
-  pixels_per_batch = config.train.batch_size * math.prod(data_lib.image_shape(data_name, data_dir)
-                                                         if not config.data.patch_size else
-                                                         (config.data.patch_size,) * 2)
   total = config.train.steps
   progress = Progress(total, start)
-  iterator = iter(dist_ds)
-  step, tick, tick_step, loss = start, time.time(), start, float("nan")
-  while step < total:
-    loss = float(step_fn(next(iterator)))
-    step += 1
-    if not math.isfinite(loss):
-      raise FloatingPointError(f"non-finite loss {loss} at step {step}; last good checkpoint kept")
-    if step % config.train.log_every == 0 or step == total:
-      rate = (step - tick_step) * pixels_per_batch / max(time.time() - tick, 1e-9)
-      tick, tick_step = time.time(), step
-      with writer.as_default():
-        tf.summary.scalar("loss", loss, step=step)
-        tf.summary.scalar("learning_rate", float(optimizer.learning_rate), step=step)
-        tf.summary.scalar("pixels_per_second", rate, step=step)
-      progress.update(step, loss, rate)
-    if step % config.train.checkpoint_every == 0 or step == total:
-      manager.save(checkpoint_number=step)
-      if chief:
-        sample_grid(model, config, writer, step)
+  step, loss = start, float("nan")
+  for stage in plan:
+    if stage["end"] <= step:
+      continue
+    # Each stage has its own patch size, so its own input pipeline and traced step.
+    ds = train_dataset(config, data_name, step, stage["patch_size"], data_dir)
+    iterator = iter(strategy.experimental_distribute_dataset(ds))
+    step_fn = make_train_step(model, optimizer, strategy, config.train.batch_size,
+                              stage["part"], config.train.get("jit", False))
+    pixels_per_batch = config.train.batch_size * (
+        stage["patch_size"] ** 2 if stage["patch_size"] else
+        math.prod(data_lib.image_shape(data_name, data_dir)[:2]))
+    tick, tick_step = time.time(), step
+    while step < stage["end"]:
+      loss = float(step_fn(next(iterator)))
+      step += 1
+      if not math.isfinite(loss):
+        raise FloatingPointError(f"non-finite loss {loss} at step {step}; last good checkpoint kept")
+      if step % config.train.log_every == 0 or step == stage["end"]:
+        rate = (step - tick_step) * pixels_per_batch / max(time.time() - tick, 1e-9)
+        tick, tick_step = time.time(), step
+        with writer.as_default():
+          tf.summary.scalar("loss", loss, step=step)
+          tf.summary.scalar("learning_rate", float(optimizer.learning_rate), step=step)
+          tf.summary.scalar("pixels_per_second", rate, step=step)
+        progress.update(step, loss, rate)
+      if step % config.train.checkpoint_every == 0 or step == total:
+        manager.save(checkpoint_number=step)
+        if chief:
+          sample_grid(model, config, writer, step)
   progress.close()
   writer.flush()
 

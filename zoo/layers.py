@@ -106,3 +106,139 @@ class ConditionalWhitening(keras.layers.Layer):
     x_hat = centred @ self.whiten_x  # whiten_x is symmetric
     y_shift = self.mean_y + tf.linalg.matvec(centred, self.regression)
     return x_hat, y_shift
+
+
+class MCGSMHead(keras.layers.Layer):
+  """Parameters of a factorised MCGSM (RIDE eqs. 3-5) from its inputs.
+
+  For inputs z [P, D_in] (whitened neighbourhood, and for RIDE the SLSTM state):
+    gate_cs  = eta_cs + w_c^T z - 1/2 exp(alpha_cs) sum_n beta_cn^2 (b_n^T z)^2
+    loc_c    = a_c^T z
+    log precision_cs = alpha_cs + 2 log l_c
+  Gate and expert share alpha_cs as in the authors' code; l_c is its per-component
+  precision factor. The last `zero_inputs` input dimensions start with zero weights, so
+  that a model adding inputs (RIDE) starts as the plain MCGSM does.
+  """
+
+  def __init__(self, input_dim, components, scales, features, seed=0, zero_inputs=0, **kwargs):
+    super().__init__(**kwargs)
+    c, s, n, d = components, scales, features, input_dim
+    self.components, self.scales = c, s
+    rng = np.random.default_rng(seed)
+    live = d - zero_inputs
+    const = lambda value: keras.initializers.Constant(np.asarray(value, np.float32))
+    def pad(w, axis):  # zero weights for the added inputs
+      shape = list(w.shape)
+      shape[axis] = zero_inputs
+      return np.concatenate([w, np.zeros(shape)], axis=axis)
+    self.priors = self.add_weight(shape=(c, s), initializer="zeros", name="priors")
+    # Spread the scales so that each (c, s) starts with a different precision.
+    self.log_scales = self.add_weight(
+        shape=(c, s), initializer=const(np.tile(np.linspace(-1.0, 2.0, s), (c, 1))), name="log_scales")
+    self.beta = self.add_weight(shape=(c, n), initializer=const(rng.normal(0, 0.5, (c, n))), name="beta")
+    self.features = self.add_weight(
+        shape=(d, n), initializer=const(pad(rng.normal(0, live ** -0.5, (live, n)), 0)), name="features")
+    self.predictors = self.add_weight(
+        shape=(c, d), initializer=const(pad(rng.normal(0, 0.1, (c, live)), 1)), name="predictors")
+    self.linear_features = self.add_weight(shape=(c, d), initializer="zeros", name="linear_features")
+    self.log_cholesky = self.add_weight(shape=(c,), initializer="zeros", name="log_cholesky")
+
+  def call(self, z):
+    """Returns (gate_logits, loc, log_precision), each float32 [P, C*S], for z [P, D_in]."""
+    # Plain matmuls on [P, D]: einsum with an ellipsis has a ~40x slower gradient on CPU.
+    energy = tf.square(z @ self.features) @ tf.transpose(tf.square(self.beta))  # [P, C]
+    linear = z @ tf.transpose(self.linear_features)  # [P, C]
+    gate = (self.priors + linear[:, :, None]
+            - 0.5 * tf.exp(self.log_scales) * energy[:, :, None])  # [P, C, S]
+    loc = (z @ tf.transpose(self.predictors))[:, :, None]  # [P, C, 1]
+    log_precision = self.log_scales + 2.0 * self.log_cholesky[:, None]  # [C, S]
+    loc, log_precision = [tf.broadcast_to(t, tf.shape(gate)) for t in (loc, log_precision)]
+    m = self.components * self.scales
+    return tuple(tf.reshape(t, [-1, m]) for t in (gate, loc, log_precision))  # [P, M] each
+
+
+def skew(grid):
+  """Returns [B, H, W+H-1, F]: row i of grid [B, H, W, F] shifted right by i.
+
+  Cell (i, j) lands in column i + j, so an anti-diagonal of the grid becomes a column.
+  """
+  b, h, w, f = [tf.shape(grid)[k] for k in range(4)]
+  flat = tf.reshape(tf.pad(grid, [[0, 0], [0, 0], [0, h], [0, 0]]), [b, h * (w + h), f])
+  return tf.reshape(flat[:, :h * (w + h - 1)], [b, h, w + h - 1, f])
+
+
+def unskew(skewed, width):
+  """Returns [B, H, W, F]: the inverse of `skew` for a grid of `width` columns."""
+  b, h, d, f = [tf.shape(skewed)[k] for k in range(4)]
+  flat = tf.pad(tf.reshape(skewed, [b, h * d, f]), [[0, 0], [0, h], [0, 0]])  # [B, H*(W+H), F]
+  return tf.reshape(flat, [b, h, d + 1, f])[:, :, :width]
+
+
+class SpatialLSTM(keras.layers.Layer):
+  """A spatial LSTM layer (RIDE eq. 6), computed by anti-diagonal wavefront.
+
+    [g o i f_r f_c] = [tanh sigma sigma sigma sigma](A [x_ij; h_i,j-1; h_i-1,j] + b)
+    c_ij = g i + c_i,j-1 f_c + c_i-1,j f_r,      h_ij = tanh(c_ij o)
+
+  (tanh after the output gate, as in the authors' code). States outside the grid are
+  zero. With `extended`, the memory cells c_i,j-1 and c_i-1,j are inputs of the affine
+  map too (RIDE Table 3, "extended").
+
+  Every cell on the anti-diagonal i + j = d depends only on diagonal d - 1, so an H x W
+  grid takes H + W - 1 batched steps of one `tf.while_loop`: in the skewed layout
+  (`skew`) the diagonal is a column, the left neighbour is the same row of the previous
+  column and the upper neighbour the row above it.
+  """
+
+  def __init__(self, units, extended=False, seed=0, **kwargs):
+    super().__init__(**kwargs)
+    self.units, self.extended, self.seed = units, extended, seed
+
+  def build(self, input_shape):
+    f, u = input_shape[-1], self.units
+    init = lambda fan_in, i: keras.initializers.RandomNormal(stddev=fan_in ** -0.5, seed=self.seed + i)
+    self.w_x = self.add_weight(shape=(f, 5 * u), initializer=init(f, 0), name="w_x")
+    self.w_h = self.add_weight(shape=(2 * u, 5 * u), initializer=init(2 * u, 1), name="w_h")
+    if self.extended:
+      self.w_c = self.add_weight(shape=(2 * u, 5 * u), initializer=init(2 * u, 2), name="w_c")
+    self.bias = self.add_weight(shape=(5 * u,), initializer="zeros", name="bias")
+
+  def input_projection(self, x):
+    """Returns A_x x + b: float [..., 5U] for inputs x [..., F] (the non-recurrent part)."""
+    flat = tf.reshape(x, [-1, tf.shape(x)[-1]]) @ self.w_x + self.bias
+    return tf.reshape(flat, tf.concat([tf.shape(x)[:-1], [5 * self.units]], 0))
+
+  def cell(self, projected, h_left, c_left, h_up, c_up):
+    """Returns (h, c) [N, U] of cells with projected inputs [N, 5U] and neighbour states [N, U]."""
+    z = projected + tf.concat([h_left, h_up], -1) @ self.w_h
+    if self.extended:
+      z += tf.concat([c_left, c_up], -1) @ self.w_c
+    g, o, i, f_r, f_c = tf.split(z, 5, axis=-1)
+    c = tf.tanh(g) * tf.sigmoid(i) + c_left * tf.sigmoid(f_c) + c_up * tf.sigmoid(f_r)
+    return tf.tanh(c * tf.sigmoid(o)), c
+
+  def call(self, x):
+    """Returns (h, c): float32 [B, H, W, U] hidden and memory states for inputs x [B, H, W, F]."""
+    # Static sizes where known (training patches): XLA needs a fixed loop length.
+    b, h, w = [x.shape[k] if x.shape[k] is not None else tf.shape(x)[k] for k in range(3)]
+    u = self.units
+    projected = tf.transpose(skew(self.input_projection(x)), [2, 0, 1, 3])  # [W+H-1, B, H, 5U]
+    valid = tf.transpose(skew(tf.ones([1, h, w, 1])), [2, 0, 1, 3])  # [W+H-1, 1, H, 1]
+    steps = w + h - 1
+    down = lambda s: tf.pad(s[:, :-1], [[0, 0], [1, 0], [0, 0]])  # row i gets row i-1
+
+    def step(d, h_prev, c_prev, hs, cs):
+      flat = lambda s: tf.reshape(s, [b * h, u])
+      h_new, c_new = self.cell(tf.reshape(projected[d], [b * h, 5 * u]),
+                               flat(h_prev), flat(c_prev), flat(down(h_prev)), flat(down(c_prev)))
+      h_new = tf.reshape(h_new, tf.shape(h_prev)) * valid[d]  # cells off the grid stay zero
+      c_new = tf.reshape(c_new, tf.shape(c_prev)) * valid[d]
+      return d + 1, h_new, c_new, hs.write(d, h_new), cs.write(d, c_new)
+
+    zeros = tf.zeros([b, h, u])
+    arrays = [tf.TensorArray(tf.float32, size=steps) for _ in range(2)]
+    # maximum_iterations lets XLA size the TensorArrays; eager while_loop mis-handles it.
+    _, _, _, hs, cs = tf.while_loop(lambda d, *_: d < steps, step, [0, zeros, zeros, *arrays],
+                                    maximum_iterations=None if tf.executing_eagerly() else steps)
+    out = lambda a: unskew(tf.transpose(a.stack(), [1, 2, 0, 3]), w)  # [B, H, W, U]
+    return out(hs), out(cs)

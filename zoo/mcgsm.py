@@ -25,7 +25,6 @@ Choices the paper leaves open, taken from the authors' code (`cmt`, MCGSM):
 Train: python -m training.run --model=mcgsm --data=deadleaves
 """
 import keras
-import numpy as np
 import tensorflow as tf
 
 from zoo import distributions
@@ -47,13 +46,17 @@ def quantise(y):
 
 
 class Model(keras.Model):
-  """The factorised MCGSM as a Keras model; see the module docstring."""
+  """The factorised MCGSM as a Keras model; see the module docstring.
+
+  RIDE (`zoo/ride.py`) extends it by one hook: `_context` adds spatial-LSTM states to
+  the MCGSM's inputs, and `_sample_context` carries them through sampling.
+  """
 
   channels = 1  # grey images
   levels = LEVELS
   continuous = True  # log_prob is a density on [0, 1); a discrete model's is a probability
 
-  def __init__(self, config, **kwargs):
+  def __init__(self, config, context_dim=0, **kwargs):
     super().__init__(**kwargs)
     mc = config.model
     self.width = mc.neighbourhood
@@ -61,62 +64,45 @@ class Model(keras.Model):
     self.sample_size = config.sample.size
     self.margin = config.sample.margin
     dim = len(self.offsets)
-    c, s, n = mc.components, mc.scales, mc.features
-    self.num_components, self.num_scales = c, s
-    init = lambda stddev, i: keras.initializers.RandomNormal(stddev=stddev, seed=mc.seed + i)
     self.whitening = layers.ConditionalWhitening(dim, name="whitening")
-    self.priors = self.add_weight(shape=(c, s), initializer="zeros", name="priors")
-    # Spread the scales so that each (c, s) starts with a different precision.
-    spread = np.tile(np.linspace(-1.0, 2.0, s, dtype=np.float32), (c, 1))
-    self.log_scales = self.add_weight(
-        shape=(c, s), initializer=keras.initializers.Constant(spread), name="log_scales")
-    self.beta = self.add_weight(shape=(c, n), initializer=init(0.5, 1), name="beta")
-    self.features = self.add_weight(shape=(dim, n), initializer=init(dim ** -0.5, 2), name="features")
-    self.predictors = self.add_weight(shape=(c, dim), initializer=init(0.1, 3), name="predictors")
-    self.linear_features = self.add_weight(shape=(c, dim), initializer="zeros", name="linear_features")
-    self.log_cholesky = self.add_weight(shape=(c,), initializer="zeros", name="log_cholesky")
-    self.built = True
+    self.head = layers.MCGSMHead(dim + context_dim, mc.components, mc.scales, mc.features,
+                                 seed=mc.seed, zero_inputs=context_dim, name="mcgsm")
 
   # -- the conditional distribution -------------------------------------------------
 
-  def _params(self, x):
-    """Returns the MCGSM parameters for neighbourhoods x [..., D].
+  def _context(self, x_hat, **options):
+    """Returns extra MCGSM inputs [B, H, W, U] from whitened neighbourhoods [B, H, W, D], or None."""
+    del x_hat, options
+    return None
 
-    (gate_logits, loc, log_precision) each [..., C*S] in whitened units, and the
-    whitening's y_shift [...] and log W (scalar).
-    """
-    # Flatten to [P, D] and use matmuls: einsum with an ellipsis has a ~40x slower
-    # gradient on CPU.
-    batch_shape = tf.shape(x)[:-1]
-    x_hat, y_shift = self.whitening(tf.reshape(x, [-1, x.shape[-1]]))  # [P, D], [P]
-    energy = tf.square(x_hat @ self.features) @ tf.transpose(tf.square(self.beta))  # [P, C]
-    linear = x_hat @ tf.transpose(self.linear_features)  # [P, C]
-    gate = (self.priors + linear[:, :, None]
-            - 0.5 * tf.exp(self.log_scales) * energy[:, :, None])  # [P, C, S]
-    loc = (x_hat @ tf.transpose(self.predictors))[:, :, None]  # [P, C, 1]
-    log_precision = self.log_scales + 2.0 * self.log_cholesky[:, None]  # [C, S]
-    loc, log_precision = [tf.broadcast_to(t, tf.shape(gate)) for t in (loc, log_precision)]
-    flat = tf.concat([batch_shape, [self.num_components * self.num_scales]], 0)
-    gate, loc, log_precision = [tf.reshape(t, flat) for t in (gate, loc, log_precision)]  # [..., M]
-    return gate, loc, log_precision, tf.reshape(y_shift, batch_shape), self.whitening.log_w
-
-  def conditional(self, x):
-    """Returns p(y | x) for neighbourhoods x [..., D] as a TFP distribution, batch [...]."""
-    gate, loc, log_precision, y_shift, log_w = self._params(x)
+  def _distribution(self, x_hat, y_shift, context=None):
+    """Returns p(y | x) with batch shape [...] for x_hat [..., D], y_shift [...], context [..., U]."""
+    z = x_hat if context is None else tf.concat([x_hat, context], -1)
+    batch_shape = tf.shape(z)[:-1]
+    gate, loc, log_precision = self.head(tf.reshape(z, [-1, z.shape[-1]]))  # [P, M] each
+    unflat = lambda t: tf.reshape(t, tf.concat([batch_shape, tf.shape(t)[-1:]], 0))  # [..., M]
     return distributions.unwhitened(
-        distributions.mcgsm(gate, loc, log_precision), y_shift, tf.exp(-log_w))
+        distributions.mcgsm(unflat(gate), unflat(loc), unflat(log_precision)),
+        y_shift, tf.exp(-self.whitening.log_w))
+
+  def conditional(self, x, context=None):
+    """Returns p(y | x) for neighbourhoods x [..., D] as a TFP distribution, batch [...]."""
+    x_hat, y_shift = self.whitening(x)
+    return self._distribution(x_hat, y_shift, context)
 
   # -- model API --------------------------------------------------------------------
 
-  def pixel_log_prob(self, images, noise=None):
+  def pixel_log_prob(self, images, noise=None, **options):
     """Returns float32 [B, H, W, 1]: each pixel's conditional log-density, nats.
 
     `images` uint8 [B, H, W, 1]; `noise` (optional) float [B, H, W, 1] in [0, 1)
-    dequantises them, 1/2 is used otherwise.
+    dequantises them, 1/2 is used otherwise. `options` go to `_context`.
     """
     y = dequantise(images, noise)  # [B, H, W, 1]
     x = layers.causal_neighbourhood(y, self.width, self.whitening.mean_y)  # [B, H, W, D]
-    return self.conditional(x).log_prob(y[..., 0])[..., None]
+    x_hat, y_shift = self.whitening(x)
+    dist = self._distribution(x_hat, y_shift, self._context(x_hat, **options))
+    return dist.log_prob(y[..., 0])[..., None]
 
   def call(self, images):
     return self.pixel_log_prob(images)
@@ -125,23 +111,23 @@ class Model(keras.Model):
     """Returns float32 [B]: log-density of each whole image on [0, 1)^(H*W), nats."""
     return tf.reduce_sum(self.pixel_log_prob(images, noise), axis=[1, 2, 3])
 
-  def eval_terms(self, images, seeds):
+  def eval_terms(self, images, seeds, **options):
     """Returns (log-density of the scored pixels [B] nats, number scored [B]).
 
     The RIDE protocol: uniform dequantisation noise (keyed per image by `seeds`
     int [B, 2]), and only pixels whose whole neighbourhood lies inside the image.
     """
     noise = layers.per_example_uniform(seeds, tf.shape(images)[1:])
-    lp = self.pixel_log_prob(images, noise)[..., 0]  # [B, H, W]
+    lp = self.pixel_log_prob(images, noise, **options)[..., 0]  # [B, H, W]
     mask = layers.interior_mask(images.shape[1], images.shape[2], self.width)
     return tf.reduce_sum(lp * mask, axis=[1, 2]), tf.fill(tf.shape(lp)[:1], tf.reduce_sum(mask))
 
-  def train_loss(self, images, seeds):
+  def train_loss(self, images, seeds, **options):
     """Returns (per-example loss [B], terms): negative log-density per scored pixel, nats.
 
     (`loss` is taken by keras.Model.) `seeds` int [B, 2] key each image's noise.
     """
-    nats, count = self.eval_terms(images, seeds)
+    nats, count = self.eval_terms(images, seeds, **options)
     return -nats / count, {"nats_per_pixel": nats / count}
 
   def initialize(self, images, seed=(0, 0)):
@@ -153,12 +139,24 @@ class Model(keras.Model):
     keep = tf.broadcast_to(mask, tf.shape(y)[:3])
     self.whitening.fit(tf.boolean_mask(x, keep).numpy(), tf.boolean_mask(y[..., 0], keep).numpy())
 
+  # -- sampling ---------------------------------------------------------------------
+
+  def _sample_state(self, batch, cols):
+    """Returns the state sampling carries from pixel to pixel (none for the MCGSM)."""
+    del batch, cols
+    return ()
+
+  def _sample_context(self, x_hat, state, j):
+    """Returns (context [B, U] or None, new state) for the pixel in column j."""
+    del x_hat, j
+    return None, state
+
   def sample(self, seeds):
     """Returns uint8 [B, S, S, 1] samples, S = config.sample.size; one per seed row.
 
-    Ancestral sampling pixel by pixel in one `tf.while_loop`. All randomness is drawn
-    up front per row from `seeds` int64 [B, 2] with stateless ops, so a row's image
-    depends only on its own seed.
+    Ancestral sampling pixel by pixel in one `tf.while_loop`, with a margin that is
+    cropped away. All randomness is drawn up front per row from `seeds` int64 [B, 2]
+    with stateless ops, so a row's image depends only on its own seed.
     """
     r, m, size = self.width // 2, self.margin, self.sample_size
     rows, cols = size + m, size + 2 * m
@@ -167,21 +165,25 @@ class Model(keras.Model):
     window = [(di + r) * (2 * r + 1) + (dj + r) for di, dj in self.offsets]
     canvas = tf.fill([batch, rows + r, cols + 2 * r], self.whitening.mean_y)
 
-    def step(t, canvas):
+    def step(t, canvas, state):
       i, j = t // cols, t % cols
       patch = canvas[:, i:i + r + 1, j:j + 2 * r + 1]  # [B, r+1, 2r+1], pixel at (r, r)
       x = tf.gather(tf.reshape(patch, [batch, -1]), window, axis=1)  # [B, D]
-      gate, loc, log_precision, y_shift, log_w = self._params(x)  # [B, M]
+      x_hat, y_shift = self.whitening(x)
+      context, state = self._sample_context(x_hat, state, j)
+      z = x_hat if context is None else tf.concat([x_hat, context], -1)
+      gate, loc, log_precision = self.head(z)  # [B, M]
       u = noise[:, t]  # [B, 2]
       cdf = tf.cumsum(tf.nn.softmax(gate), axis=-1)
       k = tf.minimum(tf.reduce_sum(tf.cast(cdf < u[:, :1] * cdf[:, -1:], tf.int32), -1),
                      tf.shape(gate)[-1] - 1)  # [B] sampled (c, s)
       pick = lambda p: tf.gather(p, k, batch_dims=1)
       y_hat = pick(loc) + tf.exp(-0.5 * pick(log_precision)) * tf.math.ndtri(u[:, 1])
-      y = tf.clip_by_value(y_shift + y_hat * tf.exp(-log_w), 0.0, 1.0 - 1e-6)
+      y = tf.clip_by_value(y_shift + y_hat * tf.exp(-self.whitening.log_w), 0.0, 1.0 - 1e-6)
       index = tf.stack([tf.range(batch), tf.fill([batch], i + r), tf.fill([batch], j + r)], 1)
-      return t + 1, tf.tensor_scatter_nd_update(canvas, index, y)
+      return t + 1, tf.tensor_scatter_nd_update(canvas, index, y), state
 
-    _, canvas = tf.while_loop(lambda t, _: t < rows * cols, step, [tf.constant(0), canvas])
+    _, canvas, _ = tf.while_loop(lambda t, *_: t < rows * cols, step,
+                                 [tf.constant(0), canvas, self._sample_state(batch, cols)])
     crop = canvas[:, r + m:r + m + size, r + m:r + m + size]  # [B, S, S]
     return quantise(crop)[..., None]

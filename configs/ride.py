@@ -1,0 +1,39 @@
+r"""RIDE (spatial LSTM + factorised MCGSM) on grey images: the main job.
+
+  python -m training.run --model=ride --data=deadleaves
+  python -m training.run --model=ride --data=deadleaves --config=configs/ride.py:paper
+
+Default run on the 2-core CPU dev machine: see the README (measured with the command
+above). The `paper` preset has the paper's sizes (3 layers x 128 hidden units, 32
+components, 32 features) and takes far longer.
+
+Training follows the paper and the authors' code in stages: the MCGSM alone (RIDE
+starts as the MCGSM: its weights on the SLSTM state start at zero), then the whole
+network on patches of increasing size.
+"""
+import ml_collections
+
+
+def get_config(arg="deadleaves"):
+  """Returns the RIDE config; `arg` is the dataset name, or "paper" for the paper's sizes."""
+  c = ml_collections.ConfigDict()
+  c.data = dict(patch_size=16, flips=True)
+  c.model = dict(neighbourhood=5, components=32, scales=4, features=32, seed=0,
+                 hidden=64, layers=1, extended=False)
+  # Stages: a fraction of train.steps each, with its patch size and the part trained.
+  c.train = dict(steps=3000, batch_size=64, learning_rate=1e-2, optimizer="adam", seed=0, jit=True,
+                 checkpoint_every=500, log_every=50, init_batches=4,
+                 stages=[dict(fraction=0.5, patch_size=16, part="mcgsm"),
+                         dict(fraction=0.25, patch_size=12, part="all"),
+                         dict(fraction=0.25, patch_size=16, part="all")])
+  c.eval = dict(patch_size=64, batch_size=25, max_patches=1600, seed=1, ensemble=1)
+  c.sample = dict(size=64, margin=8, num=16, seed=0)
+  c.export = dict(enabled=True)
+  if arg == "paper":
+    c.model.update(hidden=128, layers=3)
+    c.train.update(steps=100000, batch_size=50,
+                   stages=[dict(fraction=0.1, patch_size=16, part="mcgsm"),
+                           dict(fraction=0.3, patch_size=8, part="all"),
+                           dict(fraction=0.3, patch_size=16, part="all"),
+                           dict(fraction=0.3, patch_size=22, part="all")])
+  return c

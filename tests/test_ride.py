@@ -1,0 +1,135 @@
+"""Properties of RIDE: the wavefront SLSTM is the SLSTM, the model is causal, sampling is exact."""
+import numpy as np
+import tensorflow as tf
+
+from configs import ride as ride_config
+from zoo import layers
+from zoo import mcgsm
+from zoo import ride
+
+
+def tiny_config(num_layers=1, extended=False):
+  c = ride_config.get_config()
+  c.model.update(components=3, scales=2, features=4, hidden=5, layers=num_layers, extended=extended)
+  c.sample.update(size=5, margin=2)
+  return c
+
+
+def random_images(shape, seed=0):
+  return tf.constant(np.random.default_rng(seed).integers(0, 256, shape), tf.uint8)
+
+
+def perturbed(model, seed=0, scale=0.3):
+  """Returns `model` with random (not initial) weights everywhere, the SLSTM read-out included."""
+  rng = np.random.default_rng(seed)
+  for v in model.trainable_variables:
+    v.assign(v + rng.normal(0, scale, v.shape).astype(np.float32))
+  return model
+
+
+def naive_slstm(slstm, x):
+  """Returns (h, c) [B, H, W, U] computed cell by cell in raster order (the reference)."""
+  b, height, width, _ = x.shape
+  zeros = tf.zeros([b, slstm.units])
+  h = [[None] * width for _ in range(height)]
+  c = [[None] * width for _ in range(height)]
+  for i in range(height):
+    for j in range(width):
+      left = (h[i][j - 1], c[i][j - 1]) if j > 0 else (zeros, zeros)
+      up = (h[i - 1][j], c[i - 1][j]) if i > 0 else (zeros, zeros)
+      h[i][j], c[i][j] = slstm.cell(slstm.input_projection(x[:, i, j]), left[0], left[1], up[0], up[1])
+  stack = lambda s: tf.stack([tf.stack(row, 1) for row in s], 1)
+  return stack(h), stack(c)
+
+
+class SpatialLSTMTest(tf.test.TestCase):
+
+  def test_skew_and_unskew_are_inverse(self):
+    grid = tf.random.normal([2, 4, 7, 3])
+    skewed = layers.skew(grid)
+    self.assertEqual(skewed.shape, (2, 4, 10, 3))
+    self.assertAllEqual(skewed[:, 2, 2 + 5], grid[:, 2, 5])  # cell (i, j) at column i + j
+    self.assertAllEqual(layers.unskew(skewed, 7), grid)
+
+  def test_wavefront_equals_cell_by_cell_reference(self):
+    for extended in (False, True):
+      with self.subTest(extended=extended):
+        slstm = layers.SpatialLSTM(4, extended=extended, seed=3)
+        slstm.build((None, None, None, 3))
+        slstm.bias.assign(tf.random.normal([20], seed=1))
+        x = tf.random.normal([2, 5, 6, 3], seed=2)
+        with tf.GradientTape(persistent=True) as tape:
+          tape.watch(x)
+          h, c = slstm(x)
+          h_ref, c_ref = naive_slstm(slstm, x)
+          loss, loss_ref = [tf.reduce_sum(t * tf.sin(t)) + tf.reduce_sum(u ** 2)
+                            for t, u in ((h, c), (h_ref, c_ref))]
+        self.assertAllClose(h, h_ref, atol=1e-5)
+        self.assertAllClose(c, c_ref, atol=1e-5)
+        for g, g_ref in zip(tape.gradient(loss, [x, *slstm.trainable_variables]),
+                            tape.gradient(loss_ref, [x, *slstm.trainable_variables])):
+          self.assertAllClose(g, g_ref, rtol=1e-5, atol=1e-5)
+
+
+class RideTest(tf.test.TestCase):
+
+  def test_pixel_ignores_later_pixels(self):
+    for num_layers in (1, 2, 3):
+      with self.subTest(layers=num_layers):
+        model = perturbed(ride.Model(tiny_config(num_layers, extended=num_layers == 2)))
+        images = random_images([1, 5, 6, 1], seed=num_layers)
+        base = model.pixel_log_prob(images).numpy().reshape(-1)
+        later_changed = False
+        for k in range(30):
+          i, j = divmod(k, 6)
+          changed = images.numpy().copy()
+          changed[0, i, j, 0] = (int(changed[0, i, j, 0]) + 101) % 256
+          after = model.pixel_log_prob(tf.constant(changed)).numpy().reshape(-1)
+          self.assertAllEqual(base[:k], after[:k], msg=f"pixel {k} changed an earlier one")
+          # Through the SLSTM a pixel reaches beyond its 12-pixel neighbourhood.
+          later_changed |= k < 6 and bool(np.any(base[k + 14:] != after[k + 14:]))
+        self.assertTrue(later_changed, "the SLSTM carries no information beyond the neighbourhood")
+
+  def test_untrained_ride_is_the_mcgsm(self):
+    config = tiny_config()
+    model, base = ride.Model(config), mcgsm.Model(config)
+    images = random_images([2, 6, 6, 1], seed=4)
+    model.initialize(images)
+    base.initialize(images)
+    self.assertAllClose(model.log_prob(images), base.log_prob(images), rtol=1e-6)
+    self.assertAllClose(model.pixel_log_prob(images, part="mcgsm"), model.pixel_log_prob(images))
+
+  def test_incremental_sampling_equals_recomputing_the_network(self):
+    for num_layers, extended in ((1, False), (2, True)):
+      with self.subTest(layers=num_layers, extended=extended):
+        model = perturbed(ride.Model(tiny_config(num_layers, extended)), seed=5, scale=0.5)
+        seeds = tf.constant([[1, 2], [3, 4]], tf.int64)
+        fast = tf.function(model.sample)(seeds).numpy()
+        self.assertAllEqual(fast, self.recomputed_sample(model, seeds))
+        self.assertGreater(len(np.unique(fast)), 3)  # not a constant image
+
+  def recomputed_sample(self, model, seeds):
+    """Samples like Model.sample, but reruns the whole network on the canvas per pixel."""
+    r, m, size = model.width // 2, model.margin, model.sample_size
+    rows, cols = size + m, size + 2 * m
+    noise = layers.per_example_uniform(seeds, [rows * cols, 2], 1e-6, 1 - 1e-6).numpy()
+    canvas = np.full([len(seeds), rows, cols], model.whitening.mean_y.numpy(), np.float32)
+    for t in range(rows * cols):
+      i, j = divmod(t, cols)
+      x = layers.causal_neighbourhood(tf.constant(canvas[..., None]), model.width, model.whitening.mean_y)
+      x_hat, y_shift = model.whitening(tf.reshape(x, [-1, x.shape[-1]]))
+      x_hat = tf.reshape(x_hat, x.shape)
+      z = tf.concat([x_hat, model._context(x_hat)], -1)[:, i, j]  # [B, D + U]
+      gate, loc, log_precision = [p.numpy() for p in model.head(z)]
+      probs = tf.nn.softmax(gate).numpy()
+      for b in range(len(seeds)):
+        cdf = np.cumsum(probs[b])
+        k = min(int(np.sum(cdf < noise[b, t, 0] * cdf[-1])), len(cdf) - 1)
+        y_hat = loc[b, k] + np.exp(-0.5 * log_precision[b, k]) * tf.math.ndtri(noise[b, t, 1]).numpy()
+        shift = tf.reshape(y_shift, x.shape[:3])[b, i, j].numpy()
+        canvas[b, i, j] = np.clip(shift + y_hat * np.exp(-model.whitening.log_w.numpy()), 0, 1 - 1e-6)
+    return mcgsm.quantise(canvas[:, m:, m:m + size])[..., None].numpy()
+
+
+if __name__ == "__main__":
+  tf.test.main()
