@@ -15,25 +15,26 @@ import ml_collections
 
 
 def get_config(arg="deadleaves"):
-  """Returns the RIDE config; `arg` is the dataset name, or "paper" for the paper's sizes."""
+  """Returns the RIDE config; `arg` is the dataset name, "paper" for the paper's sizes, or
+  "tiny" (tests: seconds to build)."""
   c = ml_collections.ConfigDict()
   c.data = dict(patch_size=16, flips=True)
+  if arg == "textures":
+    c.data.texture = "brick"  # --config.data.texture=grass|gravel picks another
   c.model = dict(neighbourhood=5, components=32, scales=4, features=32, seed=0,
                  hidden=64, layers=1, extended=False)
-  # Stages: a fraction of train.steps each, with its patch size and the part trained.
-  c.train = dict(steps=3000, batch_size=64, learning_rate=1e-2, optimizer="adam", seed=0, jit=True,
+  # Stages "part:patch:fraction": the MCGSM alone, then everything on growing patches.
+  c.train = dict(steps=5000, batch_size=64, learning_rate=1e-2, optimizer="adam", seed=0, jit=True,
                  checkpoint_every=500, log_every=50, init_batches=4,
-                 stages=[dict(fraction=0.5, patch_size=16, part="mcgsm"),
-                         dict(fraction=0.25, patch_size=12, part="all"),
-                         dict(fraction=0.25, patch_size=16, part="all")])
+                 stages="mcgsm:16:0.4, all:12:0.3, all:16:0.3", stage_warmup=200)
   c.eval = dict(patch_size=64, batch_size=25, max_patches=1600, seed=1, ensemble=1)
   c.sample = dict(size=64, margin=8, num=16, seed=0)
   c.export = dict(enabled=True)
+  if arg == "tiny":
+    c.model.update(components=4, scales=2, features=4, hidden=4, layers=2)
+    c.sample.update(size=8, margin=2, num=4)
   if arg == "paper":
     c.model.update(hidden=128, layers=3)
     c.train.update(steps=100000, batch_size=50,
-                   stages=[dict(fraction=0.1, patch_size=16, part="mcgsm"),
-                           dict(fraction=0.3, patch_size=8, part="all"),
-                           dict(fraction=0.3, patch_size=16, part="all"),
-                           dict(fraction=0.3, patch_size=22, part="all")])
+                   stages="mcgsm:16:0.1, all:8:0.3, all:16:0.3, all:22:0.3")
   return c

@@ -5,6 +5,7 @@ absent: `tf.saved_model.load` (plain TF code) and the TF1 SignatureDef + Session
 that TF Serving's C++ uses. About 40 s on 2 CPU cores.
 """
 import hashlib
+import importlib
 import json
 import os
 import subprocess
@@ -17,9 +18,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from configs import mcgsm as mcgsm_config
 from export import saved_model
-from zoo import mcgsm
+import zoo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ABSENT = ("keras", "tf_keras", "tensorflow_probability", "zoo")
@@ -77,18 +77,16 @@ results["png_a"] = np.stack([tf.io.decode_png(b).numpy() for b in png_bytes])
 """
 
 
-def tiny_config():
-  """Returns an MCGSM config small enough to export in seconds."""
-  config = mcgsm_config.get_config()
-  config.model.components, config.model.scales, config.model.features = 4, 2, 4
-  config.sample.size, config.sample.margin = 8, 2
-  return config
+def tiny_config(name="mcgsm"):
+  """Returns model `name`'s "tiny" config: small enough to export in seconds."""
+  return importlib.import_module(f"configs.{name}").get_config("tiny")
 
 
-def tiny_model(config):
-  """Returns an untrained MCGSM whose whitening is fitted on random images."""
-  model = mcgsm.Model(config)
-  model.initialize(tf.constant(np.random.RandomState(0).randint(0, 256, [4, 16, 16, 1]), tf.uint8))
+def tiny_model(config, name="mcgsm"):
+  """Returns an untrained model whose data-dependent parts are fitted on random images."""
+  model = zoo.get(name).Model(config)
+  if hasattr(model, "initialize"):
+    model.initialize(tf.constant(np.random.RandomState(0).randint(0, 256, [4, 16, 16, 1]), tf.uint8))
   return model
 
 
@@ -120,14 +118,17 @@ class ToyDiscreteModel(tf.Module):
     return tf.reduce_sum(tf.ones_like(images, tf.float32), axis=[1, 2, 3]) * self.log_p
 
 
-class ExportTest(tf.test.TestCase):
+class ExportContract:
+  """The export contract, checked for one model of the registry (MODEL)."""
+
+  MODEL = None
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
     cls.tmp = tempfile.mkdtemp(prefix="genzoo-export-test-")
-    cls.config = tiny_config()
-    cls.model = tiny_model(cls.config)
+    cls.config = tiny_config(cls.MODEL)
+    cls.model = tiny_model(cls.config, cls.MODEL)
     cls.export_path = saved_model.export(cls.model, cls.config, os.path.join(cls.tmp, "export"))
     rng = np.random.RandomState(1)
     cls.inputs = {"images": rng.randint(0, 256, [3, 8, 10, 1]).astype(np.uint8),  # H != W on purpose
@@ -169,7 +170,8 @@ class ExportTest(tf.test.TestCase):
                         -expected["log_prob"] / (dims * np.log(2)) + np.log2(self.model.levels),
                         rtol=1e-5)
     self.assertEqual(results["sample_a"].dtype, np.uint8)
-    self.assertEqual(results["sample_a"].shape, (2, 8, 8, 1))
+    size = self.config.sample.size
+    self.assertEqual(results["sample_a"].shape, (2, size, size, self.model.channels))
     self.assertAllEqual(results["sample_a"], expected["sample_a"])
     self.assertAllEqual(results["png_a"], results["sample_a"])
     self.assertAllEqual(results["sample_b"][0], results["sample_a"][0])
@@ -188,21 +190,6 @@ class ExportTest(tf.test.TestCase):
   def test_export_holds_only_servable_ops(self):
     self.assertEqual(saved_model.forbidden_ops(self.export_path), [])
 
-  def test_forbidden_ops_finds_py_function_stateful_random_and_xla(self):
-    module = tf.Module()
-    module.bad = tf.function(
-        lambda x: tf.py_function(tf.identity, [x + tf.random.uniform([])], tf.float32),
-        input_signature=[tf.TensorSpec([], tf.float32)])
-    module.xla = tf.function(lambda x: x * 2.0, input_signature=[tf.TensorSpec([], tf.float32)],
-                             jit_compile=True)
-    path = os.path.join(self.tmp, "bad_toy")
-    tf.saved_model.save(module, path, signatures={"bad": module.bad, "xla": module.xla})
-    found = " ".join(saved_model.forbidden_ops(path))
-    for op in ("EagerPyFunc", "RandomUniform", "_XlaMustCompile"):
-      self.assertIn(op, found)
-
-  # -- warmup -----------------------------------------------------------------------------
-
   def test_warmup_records_parse_and_replay(self):
     path = os.path.join(self.export_path, "assets.extra", "tf_serving_warmup_requests")
     records = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
@@ -217,6 +204,27 @@ class ExportTest(tf.test.TestCase):
     self.assertEqual(outputs["log_prob"]["log_prob"].shape, (2,))
 
   # -- versions ---------------------------------------------------------------------------
+
+
+class ExportTest(ExportContract, tf.test.TestCase):
+  """The contract for the MCGSM, and the export mechanics, which do not depend on the model."""
+
+  MODEL = "mcgsm"
+
+  def test_forbidden_ops_finds_py_function_stateful_random_and_xla(self):
+    module = tf.Module()
+    module.bad = tf.function(
+        lambda x: tf.py_function(tf.identity, [x + tf.random.uniform([])], tf.float32),
+        input_signature=[tf.TensorSpec([], tf.float32)])
+    module.xla = tf.function(lambda x: x * 2.0, input_signature=[tf.TensorSpec([], tf.float32)],
+                             jit_compile=True)
+    path = os.path.join(self.tmp, "bad_toy")
+    tf.saved_model.save(module, path, signatures={"bad": module.bad, "xla": module.xla})
+    found = " ".join(saved_model.forbidden_ops(path))
+    for op in ("EagerPyFunc", "RandomUniform", "_XlaMustCompile"):
+      self.assertIn(op, found)
+
+  # -- warmup -----------------------------------------------------------------------------
 
   def test_versions_increase_and_are_never_touched(self):
     export_dir = os.path.join(self.tmp, "versions")
@@ -319,6 +327,14 @@ class ExportTest(tf.test.TestCase):
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     self.assertEqual(proc.stdout.strip().splitlines()[-1], os.path.join(workdir, "export", "1"))
     self.assertEqual(saved_model.forbidden_ops(os.path.join(workdir, "export", "1")), [])
+
+
+# One contract test class per other model of the registry: a new model is checked the
+# day it is added.
+for _name in zoo.NAMES:
+  if _name != ExportTest.MODEL:
+    globals()[f"{_name.title()}ExportContractTest"] = type(
+        f"{_name.title()}ExportContractTest", (ExportContract, tf.test.TestCase), {"MODEL": _name})
 
 
 if __name__ == "__main__":

@@ -99,6 +99,23 @@ class RideTest(tf.test.TestCase):
     self.assertAllClose(model.log_prob(images), base.log_prob(images), rtol=1e-6)
     self.assertAllClose(model.pixel_log_prob(images, part="mcgsm"), model.pixel_log_prob(images))
 
+  def test_ensemble_is_a_mixture_of_the_transformed_models(self):
+    model = perturbed(ride.Model(tiny_config()), seed=7)
+    images, seeds = random_images([3, 6, 6, 1], seed=8), tf.constant([[1, 2], [3, 4], [5, 6]])
+    single, pixels = model.ensemble_terms(images, seeds, members=1)
+    self.assertAllEqual(pixels, [36.0] * 3)
+    noise = layers.per_example_uniform(seeds, [6, 6, 1])
+    self.assertAllClose(single, model.log_prob(images, noise))
+    # With every member the identity, the mixture is the single model.
+    identity = [lambda x: x] * 8
+    self.assertAllClose(model.ensemble_terms(images, seeds, 8, identity)[0], single, rtol=1e-6)
+    # The 8 members are 8 distinct transforms, and the mixture lies between max - log 8 and max.
+    members = tf.stack([model.log_prob(t(images), t(noise)) for t in mcgsm.DIHEDRAL])  # [8, B]
+    self.assertEqual(len({tuple(t(images).numpy().reshape(-1)) for t in mcgsm.DIHEDRAL}), 8)
+    mixture, _ = model.ensemble_terms(images, seeds, 8)
+    top = tf.reduce_max(members, 0)
+    self.assertAllInRange(mixture - top, -np.log(8.0) - 1e-4, 1e-4)
+
   def test_incremental_sampling_equals_recomputing_the_network(self):
     for num_layers, extended in ((1, False), (2, True)):
       with self.subTest(layers=num_layers, extended=extended):

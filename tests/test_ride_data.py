@@ -10,6 +10,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+from unittest import mock
 
 import ml_collections
 import numpy as np
@@ -199,6 +200,18 @@ class Bsds300BuilderTest(tf.test.TestCase):
       mine = sorted((ex["id"], ex["image"].tobytes()) for ex in _examples(builder, split))
       theirs = sorted((ex["id"], ex["image"].tobytes()) for ex in _examples(reference, split))
       self.assertEqual(mine, theirs)
+
+  def test_a_failed_build_says_where_to_put_the_archive(self):
+    data_dir = self.get_temp_dir()
+    offline = mock.patch.object(bsds300.Bsds300, "_split_generators",
+                                side_effect=ConnectionError("no network"))
+    with offline, self.assertRaises(data.DataError) as raised:
+      data.load_images("bsds300", "train", data_dir)
+    message = str(raised.exception)
+    self.assertNotIn("\n", message)
+    self.assertIn("no network", message)
+    self.assertIn(f"BSDS300-images.tgz from {bsds300.URL}", message)
+    self.assertIn(os.path.join(data_dir, "downloads", "manual"), message)
 
 
 def _windows(image, patch):

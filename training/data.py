@@ -147,10 +147,16 @@ def _prepare(builder, name):
     builder.download_and_prepare()
   except Exception as e:  # download, manual-dir and generation failures all end here
     reason = " ".join(str(e).split())[:300]
+    if name == "bsds300":  # not in TFDS's registry, so `tfds build bsds300` cannot find it
+      fix = (builder.MANUAL_DOWNLOAD_INSTRUCTIONS.replace("<data_dir>", str(builder.data_dir_root))
+             + " Or build it where it can be downloaded with `python -m "
+             "training.datasets.bsds300 --data_dir=DIR` and pass that data_dir")
+    else:
+      fix = (f"prepare it where it can be downloaded with `tfds build {builder.name} "
+             "--data_dir=DIR` and pass that data_dir")
     raise DataError(
         f"dataset {name!r} is not prepared in {builder.data_dir} and could not be built "
-        f"({type(e).__name__}: {reason}); prepare it where it can be downloaded with "
-        f"`tfds build {builder.name} --data_dir=DIR` and pass that data_dir") from e
+        f"({type(e).__name__}: {reason}); {fix}") from e
 
 
 def _celeb_a_64(image):

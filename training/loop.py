@@ -68,13 +68,39 @@ def is_chief(strategy):
       and "chief" not in resolver.cluster_spec().as_dict())
 
 
+class StagedCosine(keras.optimizers.schedules.LearningRateSchedule):
+  """Cosine decay from `peak` to peak/10 over `total` steps, with a linear warm-up of
+  `warmup` steps after each stage boundary in `restarts`.
+
+  A new stage can start training weights that were frozen (RIDE's spatial LSTM, whose
+  Adam moments are still zero): full-size first steps there throw a tuned MCGSM off.
+  """
+
+  def __init__(self, peak, total, restarts=(), warmup=0):
+    self.peak, self.total, self.restarts, self.warmup = peak, max(total, 1), list(restarts), warmup
+
+  def __call__(self, step):
+    step = tf.cast(step, tf.float32)
+    progress = tf.minimum(step / self.total, 1.0)
+    rate = self.peak * (0.1 + 0.9 * 0.5 * (1.0 + tf.cos(math.pi * progress)))
+    if self.warmup and self.restarts:
+      since = step - tf.constant(self.restarts, tf.float32)  # [R]
+      last = tf.reduce_min(tf.where(since >= 0, since, float("inf")))  # steps since the last one
+      rate *= tf.minimum(1.0, (last + 1.0) / self.warmup)
+    return rate
+
+  def get_config(self):
+    return dict(peak=self.peak, total=self.total, restarts=self.restarts, warmup=self.warmup)
+
+
 def build(model_name, config, strategy=None):
   """Returns (model, optimizer, checkpoint) built under `strategy`'s scope."""
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
     model = zoo.get(model_name).Model(config)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.train.learning_rate, max(config.train.steps, 1), alpha=0.1)
+    schedule = StagedCosine(config.train.learning_rate, config.train.steps,
+                            [stage["begin"] for stage in stages(config)[1:]],
+                            config.train.get("stage_warmup", 0))
     if config.train.get("optimizer", "adam") == "sgd":  # RIDE section 3: SGD, momentum 0.9
       optimizer = keras.optimizers.SGD(schedule, momentum=0.9)
     else:
@@ -107,17 +133,27 @@ def _step_seeds(seed, steps, batch_size):
 def stages(config):
   """Returns the training stages: dicts with begin, end (global steps), patch_size, part.
 
-  `config.train.stages` (optional) lists fractions of train.steps, each with its patch
-  size and the part of the model it trains (RIDE: "mcgsm", then "all"); without it
-  there is one stage over config.data.patch_size.
+  `config.train.stages` (optional) is a string "part:patch:fraction, ..." (RIDE:
+  "mcgsm:16:0.4, all:12:0.3, all:16:0.3"): each stage trains `part` of the model
+  (`model.trainable_for`) on patches of `patch` pixels for `fraction` of train.steps.
+  Without it there is one stage over config.data.patch_size.
   """
   total = config.train.steps
-  spec = config.train.get("stages") or [dict(fraction=1.0, patch_size=config.data.patch_size)]
+  spec = config.train.get("stages")
+  if not spec:
+    return [dict(begin=0, end=total, patch_size=config.data.patch_size, part=None)]
   out, begin, acc = [], 0, 0.0
-  for k, stage in enumerate(spec):
-    acc += stage["fraction"]
-    end = total if k == len(spec) - 1 else min(total, round(acc * total))
-    out.append(dict(begin=begin, end=end, patch_size=stage["patch_size"], part=stage.get("part")))
+  items = [item.strip() for item in spec.split(",") if item.strip()]
+  for k, item in enumerate(items):
+    try:
+      part, patch, fraction = item.split(":")
+      patch, fraction = int(patch), float(fraction)
+    except ValueError:
+      raise ValueError(f"bad stage {item!r} in config.train.stages={spec!r}; "
+                       "write part:patch:fraction, e.g. 'mcgsm:16:0.4, all:16:0.6'") from None
+    acc += fraction
+    end = total if k == len(items) - 1 else min(total, round(acc * total))
+    out.append(dict(begin=begin, end=end, patch_size=patch, part=part))
     begin = end
   return out
 
@@ -180,8 +216,27 @@ def evaluate(model, module, config, data_name, data_dir=None):
     n, d = terms(batch, seeds)
     nats, dims, count = nats + float(tf.reduce_sum(n)), dims + float(tf.reduce_sum(d)), count + len(n)
   to_units, _ = units.METRICS[module.METRIC]
-  return {module.METRIC: float(to_units(nats, dims)), "test_patches": count,
-          "test_patch_size": config.eval.patch_size}
+  metrics = {module.METRIC: float(to_units(nats, dims)), "test_patches": count,
+             "test_patch_size": config.eval.patch_size}
+  members = config.eval.get("ensemble", 1)
+  if members > 1 and hasattr(model, "ensemble_terms"):
+    metrics.update(_evaluate_ensemble(model, module, config, patches, members))
+  return metrics
+
+
+def _evaluate_ensemble(model, module, config, patches, members):
+  """Returns the ensemble's metric and the single model's, both over whole patches."""
+  to_units, _ = units.METRICS[module.METRIC]
+  ensemble = tf.function(lambda x, s: model.ensemble_terms(x, s, members))
+  single = tf.function(lambda x, s: model.ensemble_terms(x, s, 1))
+  sums = np.zeros(3)  # ensemble nats, single nats, pixels
+  for i, batch in enumerate(patches):
+    seeds = tf.random.stateless_uniform([tf.shape(batch)[0], 2], [config.eval.seed, i],
+                                        minval=0, maxval=2**62, dtype=tf.int64)
+    (n_ens, d), (n_one, _) = ensemble(batch, seeds), single(batch, seeds)
+    sums += [float(tf.reduce_sum(n_ens)), float(tf.reduce_sum(n_one)), float(tf.reduce_sum(d))]
+  return {f"{module.METRIC}_whole_patch": float(to_units(sums[1], sums[2])),
+          f"{module.METRIC}_ensemble{members}_whole_patch": float(to_units(sums[0], sums[2]))}
 
 
 def sample_grid(model, config, writer=None, step=0):
@@ -202,6 +257,7 @@ def sample_grid(model, config, writer=None, step=0):
 def train(model_name, data_name, config, workdir, strategy, data_dir=None, export=True):
   """Trains (or resumes) a run in `workdir`; returns the final metrics dict."""
   module = zoo.get(model_name)
+  data_name = data_lib.resolve(data_name, config.data)  # e.g. textures -> textures/brick
   chief = is_chief(strategy)
   # Only the chief writes into the workdir; other workers write to a scratch dir.
   write_dir = workdir if chief else tempfile.mkdtemp(prefix="genzoo-worker-")

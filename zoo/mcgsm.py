@@ -45,6 +45,14 @@ def quantise(y):
   return tf.cast(tf.clip_by_value(tf.floor(y * LEVELS), 0, LEVELS - 1), tf.uint8)
 
 
+# The 8 flips/rotations of a square image [B, H, W, C]: rotations by k * 90 degrees,
+# each with and without a transpose. The identity comes first.
+DIHEDRAL = [
+    (lambda x, k=k, t=t: tf.image.rot90(tf.transpose(x, [0, 2, 1, 3]) if t else x, k))
+    for t in (False, True) for k in range(4)
+]
+
+
 class Model(keras.Model):
   """The factorised MCGSM as a Keras model; see the module docstring.
 
@@ -122,6 +130,21 @@ class Model(keras.Model):
     mask = layers.interior_mask(images.shape[1], images.shape[2], self.width)
     return tf.reduce_sum(lp * mask, axis=[1, 2]), tf.fill(tf.shape(lp)[:1], tf.reduce_sum(mask))
 
+  def ensemble_terms(self, images, seeds, members=8, transforms=None):
+    """Returns (log-density of whole images under the ensemble [B] nats, pixels per image [B]).
+
+    RIDE section 3.1: (1/K) sum_k p(T_k x) |det T_k| over the first K = `members` of the
+    8 flips/rotations of the square patch (permutations: |det T_k| = 1), a mixture over
+    whole patches, so every pixel of the patch is scored. `transforms` overrides the
+    list of T_k (tests).
+    """
+    transforms = (transforms or DIHEDRAL)[:members]
+    noise = layers.per_example_uniform(seeds, tf.shape(images)[1:])
+    members_log_prob = tf.stack([self.log_prob(t(images), t(noise)) for t in transforms])  # [K, B]
+    mixture = tf.reduce_logsumexp(members_log_prob, 0) - tf.math.log(float(len(transforms)))
+    pixels = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
+    return mixture, tf.fill(tf.shape(mixture), pixels)
+
   def train_loss(self, images, seeds, **options):
     """Returns (per-example loss [B], terms): negative log-density per scored pixel, nats.
 
@@ -151,19 +174,19 @@ class Model(keras.Model):
     del x_hat, j
     return None, state
 
-  def sample(self, seeds):
-    """Returns uint8 [B, S, S, 1] samples, S = config.sample.size; one per seed row.
+  def ancestral(self, y, draw, noise):
+    """Returns float32 [B, H, W]: y with the pixels where `draw` is set sampled anew.
 
-    Ancestral sampling pixel by pixel in one `tf.while_loop`, with a margin that is
-    cropped away. All randomness is drawn up front per row from `seeds` int64 [B, 2]
-    with stateless ops, so a row's image depends only on its own seed.
+    Ancestral sampling in raster order in one `tf.while_loop`: each pixel with `draw`
+    set is drawn from p(y_ij | y_<ij) given everything before it, the others keep
+    their value; for RIDE the spatial-LSTM states travel along (`_sample_context`).
+    y: float [B, H, W] intensities in [0, 1); draw: bool [B, H, W];
+    noise: float [B, H*W, 2] uniform in (0, 1), one pair per pixel.
     """
-    r, m, size = self.width // 2, self.margin, self.sample_size
-    rows, cols = size + m, size + 2 * m
-    batch = tf.shape(seeds)[0]
-    noise = layers.per_example_uniform(seeds, [rows * cols, 2], 1e-6, 1 - 1e-6)  # [B, T, 2]
+    r = self.width // 2
+    batch, rows, cols = tf.shape(y)[0], tf.shape(y)[1], tf.shape(y)[2]
     window = [(di + r) * (2 * r + 1) + (dj + r) for di, dj in self.offsets]
-    canvas = tf.fill([batch, rows + r, cols + 2 * r], self.whitening.mean_y)
+    canvas = tf.pad(y, [[0, 0], [r, 0], [r, r]], constant_values=self.whitening.mean_y)
 
     def step(t, canvas, state):
       i, j = t // cols, t % cols
@@ -179,11 +202,25 @@ class Model(keras.Model):
                      tf.shape(gate)[-1] - 1)  # [B] sampled (c, s)
       pick = lambda p: tf.gather(p, k, batch_dims=1)
       y_hat = pick(loc) + tf.exp(-0.5 * pick(log_precision)) * tf.math.ndtri(u[:, 1])
-      y = tf.clip_by_value(y_shift + y_hat * tf.exp(-self.whitening.log_w), 0.0, 1.0 - 1e-6)
+      drawn = tf.clip_by_value(y_shift + y_hat * tf.exp(-self.whitening.log_w), 0.0, 1.0 - 1e-6)
+      value = tf.where(draw[:, i, j], drawn, canvas[:, i + r, j + r])
       index = tf.stack([tf.range(batch), tf.fill([batch], i + r), tf.fill([batch], j + r)], 1)
-      return t + 1, tf.tensor_scatter_nd_update(canvas, index, y), state
+      return t + 1, tf.tensor_scatter_nd_update(canvas, index, value), state
 
     _, canvas, _ = tf.while_loop(lambda t, *_: t < rows * cols, step,
                                  [tf.constant(0), canvas, self._sample_state(batch, cols)])
-    crop = canvas[:, r + m:r + m + size, r + m:r + m + size]  # [B, S, S]
-    return quantise(crop)[..., None]
+    return canvas[:, r:, r:r + cols]
+
+  def sample(self, seeds):
+    """Returns uint8 [B, S, S, 1] samples, S = config.sample.size; one per seed row.
+
+    Ancestral sampling with a margin of config.sample.margin pixels above and at both
+    sides, cropped away. All randomness is drawn up front per row from `seeds` int64
+    [B, 2] with stateless ops, so a row's image depends only on its own seed.
+    """
+    m, size = self.margin, self.sample_size
+    rows, cols = size + m, size + 2 * m
+    batch = tf.shape(seeds)[0]
+    noise = layers.per_example_uniform(seeds, [rows * cols, 2], 1e-6, 1 - 1e-6)  # [B, T, 2]
+    y = self.ancestral(tf.zeros([batch, rows, cols]), tf.ones([batch, rows, cols], tf.bool), noise)
+    return quantise(y[:, m:, m:m + size])[..., None]
