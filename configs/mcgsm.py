@@ -15,14 +15,15 @@ def get_config(arg="deadleaves"):
   """Returns the MCGSM config; `arg` is the dataset name, or "tiny" (tests: seconds to build)."""
   c = ml_collections.ConfigDict()
   c.data = dict(patch_size=16, flips=True)
-  if arg == "textures":
-    c.data.texture = "brick"  # --config.data.texture=grass|gravel picks another
   c.model = dict(neighbourhood=5, components=32, scales=4, features=32, seed=0)
   c.train = dict(steps=2000, batch_size=64, learning_rate=1e-2, optimizer="adam", seed=0,
                  checkpoint_every=500, log_every=50, init_batches=4)
   c.eval = dict(patch_size=64, batch_size=50, max_patches=1600, seed=1)
   c.sample = dict(size=64, margin=8, num=16, seed=0)
   c.export = dict(enabled=True)
+  if arg == "textures":  # RIDE section 3.4: texture synthesis, 15 regions train, 1 held out
+    c.data.texture = "brick"  # --config.data.texture=grass|gravel picks another
+    c.sample.update(size=128, num=4)  # 128x128 samples are the synthesis result
   if arg == "tiny":
     c.model.update(components=4, scales=2, features=4)
     c.sample.update(size=8, margin=2, num=4)

@@ -85,6 +85,20 @@ class McgsmTest(tf.test.TestCase):
     self.assertAllClose(self.model.log_prob(images),
                         tf.reduce_sum(self.model.pixel_log_prob(images), [1, 2, 3]))
 
+  def test_lbfgs_finetuning_lowers_the_loss_and_touches_only_the_mcgsm(self):
+    model = mcgsm.Model(tiny_config())
+    base = np.cumsum(np.random.default_rng(8).normal(0, 12, [8, 10, 10, 1]), axis=2)
+    images = tf.constant(np.clip(base + 128, 0, 255).astype(np.uint8))
+    model.initialize(images)
+    whitening = [v.numpy() for v in model.whitening.variables]
+    seeds = tf.constant(np.arange(16).reshape(8, 2))
+    before, after = model.finetune_mcgsm(images, seeds, iterations=30)
+    self.assertLess(float(after), float(before) - 0.1)
+    per_example, _ = model.train_loss(images, seeds)
+    self.assertAllClose(tf.reduce_mean(per_example), after, rtol=1e-4)  # the weights were kept
+    for v, w in zip(model.whitening.variables, whitening):
+      self.assertAllEqual(v.numpy(), w)
+
   def test_sample_rows_depend_only_on_their_seed(self):
     sample = tf.function(self.model.sample)
     a = sample(tf.constant([[1, 2], [3, 4]], tf.int64)).numpy()

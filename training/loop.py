@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
+import weakref
 
 import keras
 import ml_collections
@@ -239,14 +240,33 @@ def _evaluate_ensemble(model, module, config, patches, members):
           f"{module.METRIC}_ensemble{members}_whole_patch": float(to_units(sums[0], sums[2]))}
 
 
+def _finetune(model, config, data_name, stage, data_dir, writer):
+  """L-BFGS on the MCGSM after a stage (RIDE section 3), on batches keyed by the stage end."""
+  batches = list(train_dataset(config, data_name, stage["end"], stage["patch_size"], data_dir)
+                 .take(config.train.init_batches))
+  images, seeds = [tf.concat(parts, 0) for parts in zip(*batches)]
+  options = {} if stage["part"] is None else {"part": stage["part"]}
+  before, after = tf.function(lambda x, s: model.finetune_mcgsm(
+      x, s, config.train.lbfgs_iterations, **options))(images, seeds)
+  print(f"L-BFGS on the MCGSM after step {stage['end']}: {float(before):.4f} -> "
+        f"{float(after):.4f} nats/px on {images.shape[0]} patches")
+  with writer.as_default():
+    tf.summary.scalar("lbfgs_loss", after, step=stage["end"])
+
+
+_SAMPLERS = weakref.WeakKeyDictionary()  # model -> its traced `sample`
+
+
 def sample_grid(model, config, writer=None, step=0):
   """Returns uint8 [H', W', C]: a grid of config.sample.num samples, seeds (sample.seed, k).
 
   Also writes it to TensorBoard when a summary `writer` is given.
   """
+  if model not in _SAMPLERS:  # trace the sampler once per model
+    _SAMPLERS[model] = tf.function(model.sample)
   seeds = tf.stack([tf.fill([config.sample.num], config.sample.seed),
                     tf.range(config.sample.num)], axis=1)
-  samples = tf.function(model.sample)(tf.cast(seeds, tf.int64))
+  samples = _SAMPLERS[model](tf.cast(seeds, tf.int64))
   grid = images_lib.grid(samples.numpy())
   if writer is not None:
     with writer.as_default():
@@ -311,8 +331,10 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
         progress.update(step, loss, rate)
       if step % config.train.checkpoint_every == 0 or step == total:
         manager.save(checkpoint_number=step)
-        if chief:
-          sample_grid(model, config, writer, step)
+      if chief and step % config.train.get("sample_every", config.train.checkpoint_every) == 0:
+        sample_grid(model, config, writer, step)
+    if config.train.get("lbfgs_iterations", 0) and hasattr(model, "finetune_mcgsm"):
+      _finetune(model, config, data_name, stage, data_dir, writer)
   progress.close()
   writer.flush()
 

@@ -25,7 +25,9 @@ Choices the paper leaves open, taken from the authors' code (`cmt`, MCGSM):
 Train: python -m training.run --model=mcgsm --data=deadleaves
 """
 import keras
+import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from zoo import distributions
 from zoo import layers
@@ -144,6 +146,46 @@ class Model(keras.Model):
     mixture = tf.reduce_logsumexp(members_log_prob, 0) - tf.math.log(float(len(transforms)))
     pixels = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
     return mixture, tf.fill(tf.shape(mixture), pixels)
+
+  def finetune_mcgsm(self, images, seeds, iterations, **options):
+    """L-BFGS on the MCGSM's parameters, the whitening and any context held fixed.
+
+    RIDE section 3: "the MCGSM of RIDE was finetuned using L-BFGS" between stages.
+    images uint8 [B, H, W, 1] (a large fixed batch), seeds int [B, 2] for the
+    dequantisation noise. Returns (loss before, loss after), nats per scored pixel.
+    """
+    noise = layers.per_example_uniform(seeds, tf.shape(images)[1:])
+    y = dequantise(images, noise)  # [B, H, W, 1]
+    x = layers.causal_neighbourhood(y, self.width, self.whitening.mean_y)
+    x_hat, y_shift = self.whitening(x)
+    context = self._context(x_hat, **options)
+    keep = tf.broadcast_to(layers.interior_mask(images.shape[1], images.shape[2], self.width) > 0,
+                           tf.shape(y)[:3])
+    # Only scored pixels, as [P, ...]: the context is computed once and held fixed.
+    x_hat, y_shift, y = [tf.boolean_mask(t, keep) for t in (x_hat, y_shift, y[..., 0])]
+    context = None if context is None else tf.stop_gradient(tf.boolean_mask(context, keep))
+    variables = self.head.trainable_variables
+    sizes = [int(np.prod(v.shape)) for v in variables]
+
+    def assign(vector):
+      for v, part in zip(variables, tf.split(vector, sizes)):
+        v.assign(tf.reshape(part, v.shape))
+
+    def loss_and_gradient(vector):
+      assign(vector)
+      with tf.GradientTape() as tape:
+        loss = -tf.reduce_mean(self._distribution(x_hat, y_shift, context).log_prob(y))
+      grads = tape.gradient(loss, variables)
+      return loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
+
+    start = tf.concat([tf.reshape(v, [-1]) for v in variables], 0)
+    before, _ = loss_and_gradient(start)
+    result = tfp.optimizer.lbfgs_minimize(loss_and_gradient, start, max_iterations=iterations)
+    # Keep the optimiser's answer only if it is finite and better.
+    better = tf.logical_and(tf.math.is_finite(result.objective_value), result.objective_value < before)
+    final = tf.where(better, result.position, start)
+    after, _ = loss_and_gradient(final)
+    return before, after
 
   def train_loss(self, images, seeds, **options):
     """Returns (per-example loss [B], terms): negative log-density per scored pixel, nats.

@@ -1,0 +1,138 @@
+r"""Spatial LSTM: wavefront vs raster-order loop, and incremental vs recomputed sampling.
+
+  python -m benchmarks.slstm_speed [--repeats=3]
+
+1. Training step (forward + backward of one 64-unit SLSTM layer, batch 50) at 22x22 and
+   32x32: the zoo's anti-diagonal wavefront (H + W - 1 batched steps) against a
+   raster-order `tf.while_loop` over the H * W pixels, each with and without XLA, and the
+   wavefront's useful FLOP rate as a fraction of this machine's fp32 matmul rate
+   measured in the same process.
+2. Sampling from RIDE (default config, untrained weights: the cost does not depend on
+   them): the zoo's incremental sampler (one cell update per pixel) against recomputing
+   the network on the whole canvas for every pixel, in pixels/s; and the time for a
+   batch of four 64x64 samples.
+Everything is measured side by side in one process; only the ratios are meant to be
+compared across runs (the machine is shared).
+"""
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+import tensorflow as tf
+
+from benchmarks import mcgsm_throughput
+from configs import ride as ride_config
+from zoo import layers
+from zoo import ride
+
+flags.DEFINE_integer("repeats", 3, "timing repeats; the best is reported")
+flags.DEFINE_integer("batch", 50, "batch size of the training-step comparison")
+flags.DEFINE_integer("units", 64, "SLSTM hidden units")
+
+FEATURES = 12  # a whitened 5-wide causal neighbourhood
+
+
+def raster_slstm(slstm, x):
+  """Returns h [B, H, W, U]: the SLSTM over x [B, H, W, F] one pixel per loop step."""
+  b, height, width, _ = x.shape
+  u = slstm.units
+  projected = tf.reshape(tf.transpose(slstm.input_projection(x), [1, 2, 0, 3]),
+                         [height * width, b, 5 * u])  # [H*W, B, 5U] in raster order
+
+  def step(t, h_rows, c_rows, hs):
+    j = t % width
+    left = lambda rows: tf.gather(rows, tf.maximum(j - 1, 0)) * tf.cast(j > 0, tf.float32)
+    h, c = slstm.cell(projected[t], left(h_rows), left(c_rows), h_rows[j], c_rows[j])
+    onehot = tf.one_hot(j, width)[:, None, None]  # [W, 1, 1]
+    h_rows = h_rows + onehot * (h[None] - h_rows)
+    c_rows = c_rows + onehot * (c[None] - c_rows)
+    return t + 1, h_rows, c_rows, hs.write(t, h)
+
+  zeros = tf.zeros([width, b, u])
+  _, _, _, hs = tf.while_loop(lambda t, *_: t < height * width, step,
+                              [0, zeros, zeros, tf.TensorArray(tf.float32, height * width)],
+                              maximum_iterations=height * width)
+  return tf.transpose(tf.reshape(hs.stack(), [height, width, b, u]), [2, 0, 1, 3])
+
+
+def best_time(fn, *args, repeats=3, inner=3):
+  """Returns the best mean seconds per call of fn(*args) over `repeats` rounds."""
+  fn(*args)  # trace / compile
+  best = float("inf")
+  for _ in range(repeats):
+    t = time.perf_counter()
+    for _ in range(inner):
+      out = fn(*args)
+    tf.nest.map_structure(lambda t: t.numpy(), out)
+    best = min(best, (time.perf_counter() - t) / inner)
+  return best
+
+
+def slstm_flops(b, h, w, u):
+  """Returns the useful FLOPs of one forward + backward pass (matmuls, 3x forward)."""
+  return 3 * 2 * b * h * w * (FEATURES + 2 * u) * 5 * u
+
+
+def training_steps(repeats, batch, units):
+  peak = mcgsm_throughput.matmul_gflops()
+  print(f"fp32 matmul 1024^2: {peak:.1f} GFLOP/s")
+  slstm = layers.SpatialLSTM(units, seed=0)
+  slstm.build((None, None, None, FEATURES))
+  for size in (22, 32):
+    x = tf.random.normal([batch, size, size, FEATURES], seed=1)
+    times = {}
+    for name, forward in (("wavefront", slstm), ("raster", lambda x: raster_slstm(slstm, x))):
+      for jit in (False, True):
+        def step(x, forward=forward):
+          with tf.GradientTape() as tape:
+            h = forward(x)
+            h = h[0] if isinstance(h, tuple) else h
+            loss = tf.reduce_sum(tf.square(h))
+          return tape.gradient(loss, slstm.trainable_variables)
+        times[name, jit] = best_time(tf.function(step, jit_compile=jit), x, repeats=repeats)
+    gflops = slstm_flops(batch, size, size, units) / times["wavefront", True] / 1e9
+    print(f"{size}x{size}, batch {batch}, {units} units: ms/step "
+          + ", ".join(f"{n}{' xla' if j else ''} {t * 1e3:.0f}" for (n, j), t in times.items()))
+    print(f"  wavefront / raster speed: {times['raster', False] / times['wavefront', False]:.1f}x "
+          f"(no XLA), {times['raster', True] / times['wavefront', True]:.1f}x (XLA); "
+          f"wavefront+XLA {gflops:.1f} GFLOP/s = {gflops / peak:.2f} of matmul peak")
+
+
+def sampling(repeats):
+  config = ride_config.get_config()
+  config.sample.update(size=16, margin=4)
+  model = ride.Model(config)
+  seeds = tf.constant([[0, k] for k in range(4)], tf.int64)
+  incremental = tf.function(model.sample)
+  pixels = 4 * (16 + 4) * (16 + 8)
+  t_inc = best_time(incremental, seeds, repeats=repeats, inner=1)
+
+  def recompute_pixel(canvas, i, j):
+    """One pixel of naive sampling: the whole network on the canvas, read at (i, j)."""
+    x = layers.causal_neighbourhood(canvas[..., None], model.width, model.whitening.mean_y)
+    x_hat, _ = model.whitening(tf.reshape(x, [-1, x.shape[-1]]))
+    x_hat = tf.reshape(x_hat, x.shape)
+    z = tf.concat([x_hat, model._context(x_hat)], -1)[:, i, j]  # pylint: disable=protected-access
+    return model.head(z)
+
+  canvas = tf.random.uniform([4, 20, 24])
+  per_pixel = best_time(tf.function(recompute_pixel), canvas, 10, 10, repeats=repeats)
+  print(f"sampling 4 x 16x16 (+margin, {pixels} px): incremental {pixels / t_inc:,.0f} px/s, "
+        f"recomputing the network per pixel {1 / per_pixel * 4:,.0f} px/s: "
+        f"ratio {per_pixel * pixels / 4 / t_inc:.0f}x")
+  config.sample.update(size=64, margin=8)
+  model64 = ride.Model(config)
+  t64 = best_time(tf.function(model64.sample), seeds, repeats=repeats, inner=1)
+  print(f"a batch of four 64x64 RIDE samples (margin 8): {t64:.2f} s")
+
+
+def main(argv):
+  del argv
+  f = flags.FLAGS
+  training_steps(f.repeats, f.batch, f.units)
+  sampling(f.repeats)
+
+
+if __name__ == "__main__":
+  app.run(main)
