@@ -20,8 +20,10 @@ The export contract (shared/DESIGN.md, "Export contract"):
     each is replayed through the SignatureDef + Session path (what TF Serving's C++
     does) before publishing, because a failing warmup record fails the version load.
 
-Adding a signature (e.g. `encode`, `inpaint`) is one entry in `SIGNATURES`; adding an
-input kind (e.g. `label`, `mask`) is one entry in `INPUTS`.
+Adding a signature (e.g. `encode`) is one entry in `SIGNATURES`; adding an input kind
+(e.g. `label`) is one entry in `INPUTS`. `inpaint` (models with `ancestral`: MCGSM,
+RIDE) takes `images`, `mask` (1 = known) and `seed`, with sweeps etc. from
+`config.inpaint` (INPAINT_DEFAULTS otherwise).
 """
 import dataclasses
 import errno
@@ -37,6 +39,7 @@ from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from zoo import inpaint as inpainting
 from zoo import units
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -117,6 +120,30 @@ def _check_images(model, signature, images):
   return images
 
 
+def _check_mask(model, signature, mask):
+  """Returns `mask` uint8 [N, H, W, C] gated on shape and values in {0, 1}."""
+  c = model.channels
+  what = (f"{signature}: `mask` must be uint8 [N, H, W, {c}], the shape of `images`, "
+          f"with 1 for a known pixel and 0 for a missing one")
+  mask = _checked(mask, 4, what, lambda dims: [
+      (tf.reduce_all(dims[:3] >= 1), "empty batch or image"),
+      (tf.equal(dims[3], c), "wrong number of channels"),
+  ])
+  top = tf.cast(tf.reduce_max(mask), tf.int32)
+  with tf.control_dependencies([_check(top <= 1, f"{what}; got max value", top)]):
+    return tf.identity(mask)
+
+
+def _mask_example(model, images):
+  """Returns uint8 [N, H, W, C]: all known but a centred square of side max(1, min(H, W) // 5)."""
+  del model
+  _, h, w, _ = images.shape
+  side = max(1, min(h, w) // 5)
+  mask = np.ones(images.shape, np.uint8)
+  mask[:, (h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2] = 0
+  return mask
+
+
 @dataclasses.dataclass(frozen=True)
 class Input:
   """A kind of signature input: its spec, its in-graph checks, and a warmup value."""
@@ -130,6 +157,8 @@ INPUTS = {
                   check=_check_seed, example=lambda model, images: WARMUP_SEEDS),
     "images": Input(spec=lambda model: tf.TensorSpec([None, None, None, None], tf.uint8),
                     check=_check_images, example=lambda model, images: images),
+    "mask": Input(spec=lambda model: tf.TensorSpec([None, None, None, None], tf.uint8),
+                  check=_check_mask, example=_mask_example),
 }
 
 
@@ -159,37 +188,70 @@ def _log_prob(model, images):
   return {"log_prob": log_prob, "bits_per_dim": bits}
 
 
+INPAINT_DEFAULTS = dict(sweeps=10, block=5, window=19, candidates=5)  # config.inpaint overrides
+
+
+def _inpaint_options(config):
+  """Returns inpaint's keyword options: INPAINT_DEFAULTS updated by `config.inpaint` (if any)."""
+  section = getattr(config, "inpaint", None) or {}  # config may be None
+  return {k: int(section.get(k, v)) for k, v in INPAINT_DEFAULTS.items()}
+
+
+def _inpaint(model, images, mask, seed, **options):
+  """Returns {images: uint8 [N, H, W, C]}: the pixels where mask == 0 sampled from the posterior.
+
+  `zoo.inpaint.inpaint` (RIDE section 3.4); `options` (sweeps, block, window,
+  candidates) are fixed at export time. Known pixels come back unchanged.
+  """
+  shapes = tf.shape(images), tf.shape(mask), tf.shape(seed)
+  same = tf.reduce_all(tf.equal(shapes[0], shapes[1]))
+  rows = tf.equal(shapes[0][0], shapes[2][0])
+  checks = [_check(same, "inpaint: `mask` must have the shape of `images`; got shapes", *shapes[:2]),
+            _check(rows, "inpaint: `seed` must have one row per image; got shapes", shapes[0], shapes[2])]
+  with tf.control_dependencies(checks):
+    images, mask, seed = tf.identity(images), tf.identity(mask), tf.identity(seed)
+  return {"images": inpainting.inpaint(model, images, mask, seed, **options)}
+
+
 @dataclasses.dataclass(frozen=True)
 class Signature:
   """One exported signature: its inputs (keys of INPUTS), outputs, and which models have it."""
   inputs: tuple
-  compute: Callable  # (model, **checked inputs) -> {output name: tensor [N, ...]}
+  compute: Callable  # (model, **checked inputs, **options(config)) -> {output name: tensor [N, ...]}
   applies: Callable = lambda model: True
+  options: Callable = lambda config: {}  # config (or None) -> keyword options fixed at export
+  warmup_size: int = None  # crop the warmup images to this size (a costly signature)
 
 
 SIGNATURES = {
     "sample": Signature(("seed",), _sample),
     "log_prob": Signature(("images",), _log_prob),
+    # 12 x 12 warmup images keep the warmup replay at about a second.
+    "inpaint": Signature(("images", "mask", "seed"), _inpaint,
+                         applies=lambda model: hasattr(model, "ancestral"),
+                         options=_inpaint_options, warmup_size=12),
 }
 
 
-def _function(model, name, signature):
+def _function(model, name, signature, config=None):
   """Returns the tf.function of signature `name` for `model`, inputs named by INPUTS."""
   specs = [INPUTS[k].spec(model) for k in signature.inputs]
   specs = [tf.TensorSpec(spec.shape, spec.dtype, name=k) for spec, k in zip(specs, signature.inputs)]
+  options = signature.options(config)
 
   def fn(*args):
     checked = {k: INPUTS[k].check(model, name, x) for k, x in zip(signature.inputs, args)}
-    return signature.compute(model, **checked)
+    return signature.compute(model, **checked, **options)
 
   fn.__name__ = name
   return tf.function(fn, input_signature=specs, autograph=False)
 
 
-def build_module(model):
+def build_module(model, config=None):
   """Returns (tf.Module holding `model`'s variables and one tf.function per signature, signatures).
 
-  `signatures` maps signature key -> tf.function, `serving_default` included.
+  `signatures` maps signature key -> tf.function, `serving_default` included;
+  `config` (optional) sets signatures' options (e.g. `config.inpaint.sweeps`).
   """
   module = tf.Module()
   # A Keras 3 variable wraps a tf.Variable (`.value`); tracking that saves a plain variable.
@@ -197,7 +259,7 @@ def build_module(model):
   signatures = {}
   for name, signature in SIGNATURES.items():
     if signature.applies(model):
-      signatures[name] = _function(model, name, signature)
+      signatures[name] = _function(model, name, signature, config)
       setattr(module, name, signatures[name])
   signatures["serving_default"] = signatures[DEFAULT_SIGNATURE]
   return module, signatures
@@ -243,7 +305,8 @@ def forbidden_ops(export_path):
 def warmup_requests(model, signatures):
   """Returns [PredictionLog], one PredictRequest per signature, batch len(WARMUP_SEEDS).
 
-  Image inputs are the model's own samples, so they have the size it serves.
+  Image inputs are the model's own samples, so they have the size it serves
+  (cropped to the signature's `warmup_size` where it has one).
   """
   images = signatures[DEFAULT_SIGNATURE](tf.constant(WARMUP_SEEDS))["images"].numpy()
   logs = []
@@ -251,8 +314,10 @@ def warmup_requests(model, signatures):
     if name not in signatures:
       continue
     request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=name))
+    size = signature.warmup_size
+    examples = images if size is None else images[:, :size, :size]
     for key in signature.inputs:
-      value = INPUTS[key].example(model, images)
+      value = INPUTS[key].example(model, examples)
       request.inputs[key].CopyFrom(tf.make_tensor_proto(value, dtype=INPUTS[key].spec(model).dtype))
     logs.append(prediction_log_pb2.PredictionLog(
         predict_log=prediction_log_pb2.PredictLog(request=request)))
@@ -356,12 +421,12 @@ def export(model, config, export_dir):
   """Returns the published version dir `<export_dir>/<version>` holding `model` as a SavedModel.
 
   `model` has `sample(seeds)`, `log_prob(images)`, `channels`, `levels` and
-  `continuous` (the zoo's model API). Nothing is published unless the SavedModel
+  `continuous` (the zoo's model API); `config` (may be None) sets signature options
+  such as `config.inpaint.sweeps`. Nothing is published unless the SavedModel
   holds only servable ops and every warmup record replays; on any failure the
   temporary dir is removed and the error re-raised.
   """
-  del config  # the model carries everything the export needs
-  module, signatures = build_module(model)
+  module, signatures = build_module(model, config)
   os.makedirs(export_dir, exist_ok=True)
   version = max(versions(export_dir), default=0) + 1
   tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")

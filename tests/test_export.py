@@ -2,7 +2,9 @@
 
 Both loading paths run in a fresh process in which Keras, TFP and the zoo are marked
 absent: `tf.saved_model.load` (plain TF code) and the TF1 SignatureDef + Session path
-that TF Serving's C++ uses. About 40 s on 2 CPU cores.
+that TF Serving's C++ uses; models with `ancestral` (MCGSM, RIDE) also export
+`inpaint`, checked the same way. About 100 s on 2 CPU cores (45 s before `inpaint`: its
+tracing, warmup replay and checks cost about 5 s per export and 10 s per model).
 """
 import hashlib
 import importlib
@@ -77,9 +79,28 @@ results["png_a"] = np.stack([tf.io.decode_png(b).numpy() for b in png_bytes])
 """
 
 
+# Inpainting, for the models that have it: the same inputs twice (determinism), seeds
+# sharing row 0 with inputs_a, row 0 alone, and row 1's image changed.
+INPAINT_SCRIPT = """
+inpaint = tf.saved_model.load(export_path).signatures["inpaint"]
+run = lambda images, mask, seed: inpaint(images=tf.constant(images), mask=tf.constant(mask),
+                                         seed=tf.constant(seed))["images"].numpy()
+images, mask = inputs["images"], inputs["mask"]
+results["inpaint_a"] = run(images, mask, inputs["inpaint_seeds_a"])
+results["inpaint_a_again"] = run(images, mask, inputs["inpaint_seeds_a"])
+results["inpaint_b"] = run(images, mask, inputs["inpaint_seeds_b"])
+results["inpaint_alone"] = run(images[:1], mask[:1], inputs["inpaint_seeds_a"][:1])
+changed = images.copy()
+changed[1] = 255 - changed[1]
+results["inpaint_changed"] = run(changed, mask, inputs["inpaint_seeds_a"])
+"""
+
+
 def tiny_config(name="mcgsm"):
   """Returns model `name`'s "tiny" config: small enough to export in seconds."""
-  return importlib.import_module(f"configs.{name}").get_config("tiny")
+  config = importlib.import_module(f"configs.{name}").get_config("tiny")
+  config.inpaint = dict(sweeps=2)  # the exported inpaint's options come from the config
+  return config
 
 
 def tiny_model(config, name="mcgsm"):
@@ -131,8 +152,13 @@ class ExportContract:
     cls.model = tiny_model(cls.config, cls.MODEL)
     cls.export_path = saved_model.export(cls.model, cls.config, os.path.join(cls.tmp, "export"))
     rng = np.random.RandomState(1)
-    cls.inputs = {"images": rng.randint(0, 256, [3, 8, 10, 1]).astype(np.uint8),  # H != W on purpose
-                  "seeds_a": SEEDS_A, "seeds_b": SEEDS_B}
+    images = rng.randint(0, 256, [3, 8, 10, 1]).astype(np.uint8)  # H != W on purpose
+    mask = np.ones([3, 8, 10, 1], np.uint8)  # row 0: a hole, row 1: scattered, row 2: none missing
+    mask[0, 2:6, 3:8] = 0
+    mask[1] = rng.rand(8, 10, 1) > 0.3
+    cls.inputs = {"images": images, "seeds_a": SEEDS_A, "seeds_b": SEEDS_B, "mask": mask,
+                  "inpaint_seeds_a": np.array([[1, 2], [3, 4], [5, 6]], np.int64),
+                  "inpaint_seeds_b": np.array([[1, 2], [7, 8], [9, 10]], np.int64)}
     cls.inputs_path = os.path.join(cls.tmp, "inputs.npz")
     np.savez(cls.inputs_path, **cls.inputs)
     cls._fresh = {}
@@ -185,6 +211,28 @@ class ExportContract:
   def test_session_signature_path_without_zoo_matches_model(self):
     self.check_roundtrip(self.fresh(SESSION_SCRIPT))
 
+  def test_inpaint_without_zoo_keeps_known_pixels_and_is_seeded_per_row(self):
+    if "inpaint" not in self.signatures():
+      self.skipTest(f"{self.MODEL} has no inpaint signature")
+    results = self.fresh(INPAINT_SCRIPT)
+    images, mask = self.inputs["images"], self.inputs["mask"]
+    out = results["inpaint_a"]
+    self.assertEqual(out.dtype, np.uint8)
+    self.assertEqual(out.shape, images.shape)
+    self.assertAllEqual(out[mask == 1], images[mask == 1])
+    self.assertAllEqual(out[2], images[2])  # nothing missing, nothing changed
+    self.assertNotAllEqual(out[0][mask[0] == 0], images[0][mask[0] == 0])
+    self.assertAllEqual(results["inpaint_a_again"], out)
+    self.assertAllEqual(results["inpaint_b"][0], out[0])  # same seed row, other rows differ
+    self.assertNotAllEqual(results["inpaint_b"][1], out[1])
+    self.assertAllEqual(results["inpaint_alone"][0], out[0])  # alone or in a batch
+    self.assertAllEqual(results["inpaint_changed"][0], out[0])  # another row's image changed
+    self.assertAllEqual(results["inpaint_changed"][2], images[2])
+
+  def signatures(self):
+    """Returns the names of the signatures the export of MODEL has."""
+    return {name for name, s in saved_model.SIGNATURES.items() if s.applies(self.model)}
+
   # -- servable ops -----------------------------------------------------------------------
 
   def test_export_holds_only_servable_ops(self):
@@ -196,12 +244,18 @@ class ExportContract:
                for r in tf.data.TFRecordDataset(path)]
     requests = {r.predict_log.request.model_spec.signature_name: r.predict_log.request
                 for r in records}
-    self.assertEqual(set(requests), {"sample", "log_prob"})
+    self.assertEqual(set(requests), self.signatures())
     self.assertEqual(tf.make_ndarray(requests["sample"].inputs["seed"]).shape, (2, 2))
     self.assertEqual(tf.make_ndarray(requests["log_prob"].inputs["images"]).shape, (2, 8, 8, 1))
     outputs = saved_model.replay_warmup(self.export_path)
     self.assertEqual(outputs["sample"]["images"].shape, (2, 8, 8, 1))
     self.assertEqual(outputs["log_prob"]["log_prob"].shape, (2,))
+    if "inpaint" in requests:
+      mask = tf.make_ndarray(requests["inpaint"].inputs["mask"])
+      self.assertEqual(mask.shape, (2, 8, 8, 1))  # the 8 x 8 samples (warmup crop: 12)
+      self.assertEqual(mask.min(), 0)
+      known = tf.make_ndarray(requests["inpaint"].inputs["images"])[mask == 1]
+      self.assertAllEqual(outputs["inpaint"]["images"][mask == 1], known)
 
   # -- versions ---------------------------------------------------------------------------
 
@@ -252,6 +306,12 @@ class ExportTest(ExportContract, tf.test.TestCase):
   def test_bad_inputs_fail_with_clear_invalid_argument(self):
     loaded = tf.saved_model.load(self.export_path)
     log_prob, sample = loaded.signatures["log_prob"], loaded.signatures["sample"]
+
+    def inpaint(**bad):
+      inputs = dict(images=tf.zeros([2, 8, 8, 1], tf.uint8), mask=tf.ones([2, 8, 8, 1], tf.uint8),
+                    seed=tf.zeros([2, 2], tf.int64))
+      return loaded.signatures["inpaint"](**{**inputs, **bad})
+
     cases = [
         ("3 channels", lambda: log_prob(images=tf.zeros([2, 8, 8, 3], tf.uint8)),
          r"log_prob: `images` must be uint8 \[N, H, W, 1\].*wrong number of channels, got shape\] \[2 8 8 3\]"),
@@ -268,11 +328,24 @@ class ExportTest(ExportContract, tf.test.TestCase):
          r"sample: .*empty batch, got shape\] \[0 2\]"),
         ("rank-1 seed", lambda: sample(seed=tf.zeros([2], tf.int64)),
          r"sample: .*wrong rank, got shape\] \[2\]"),
+        ("mask value 2", lambda: inpaint(mask=tf.fill([2, 8, 8, 1], tf.constant(2, tf.uint8))),
+         r"inpaint: `mask` must be uint8 \[N, H, W, 1\].*1 for a known pixel.*got max value\] \[2\]"),
+        ("mask of another size", lambda: inpaint(mask=tf.ones([2, 8, 9, 1], tf.uint8)),
+         r"inpaint: `mask` must have the shape of `images`; got shapes\] \[2 8 8 1\] \[2 8 9 1\]"),
+        ("rank-3 mask", lambda: inpaint(mask=tf.ones([2, 8, 8], tf.uint8)),
+         r"inpaint: `mask` .*wrong rank, got shape\] \[2 8 8\]"),
+        ("one seed for two images", lambda: inpaint(seed=tf.zeros([1, 2], tf.int64)),
+         r"inpaint: `seed` must have one row per image; got shapes\] \[2 8 8 1\] \[1 2\]"),
     ]
     for what, call, message in cases:
       with self.subTest(what):
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
           call()
+
+  def test_inpaint_options_come_from_the_config_or_defaults(self):
+    self.assertEqual(saved_model._inpaint_options(None), saved_model.INPAINT_DEFAULTS)
+    options = saved_model._inpaint_options(self.config)  # tiny_config sets inpaint.sweeps
+    self.assertEqual(options, {**saved_model.INPAINT_DEFAULTS, "sweeps": 2})
 
   def test_any_model_with_the_api_exports_and_its_values_are_checked(self):
     path = saved_model.export(ToyDiscreteModel(), None, os.path.join(self.tmp, "toy"))
