@@ -1,0 +1,214 @@
+"""Gated PixelCNN: causality without a blind spot, normalisation, cached sampling.
+
+All on random initial weights, before any training: causality must come from the
+geometry, not from a constraint an optimiser step would apply.
+"""
+import itertools
+
+import numpy as np
+import tensorflow as tf
+
+from configs import pixelcnn as pixelcnn_config
+from zoo import pixelcnn
+
+
+def make_model(shape, levels=256, layers=2, conditional="", spatial=False, num_classes=0,
+               hidden=6, first_kernel=3, output_hidden=None, seed=0):
+  """Returns an untrained PixelCNN for images of `shape` (H, W, C); weights from `seed`."""
+  config = pixelcnn_config.get_config("tiny")
+  config.data.image_shape = shape
+  config.data.num_classes = num_classes
+  config.model.update(levels=levels, layers=layers, conditional=conditional, spatial=spatial,
+                      hidden=hidden, first_kernel=first_kernel,
+                      output_hidden=output_hidden or hidden)
+  tf.keras.utils.set_random_seed(seed)
+  model = pixelcnn.Model(config)
+  # Random, not zero, biases: a zero could hide a dependence. Kernels keep their Glorot
+  # scale: larger weights saturate tanh and sigmoid to exact zero gradients in float32.
+  rng = np.random.RandomState(seed)
+  for v in model.weights:
+    if v.trainable and len(v.shape) == 1:
+      v.assign(rng.normal(0, 0.1, v.shape).astype(np.float32))
+  return model
+
+
+def raster_index(i, j, c, width, channels):
+  return (i * width + j) * channels + c
+
+
+class CausalityTest(tf.test.TestCase):
+
+  def jacobian_mask(self, model, cond=None, spatial=None, draws=8):
+    """Returns bool [H, W, C, H, W, C]: does logit (i, j, c) depend on input (i', j', c')?
+
+    Gradients at `draws` random inputs, OR-ed: a ReLU in the head can switch a path
+    off at one input, but a dependence is real if any input shows it.
+    """
+    h, w, c = model.height, model.width, model.channels
+    x = tf.random.stateless_uniform([draws, h, w, c], [1, 2], -1, 1)
+    probe = tf.random.stateless_normal([model.levels], [3, 4])
+    if cond is not None:
+      cond = tf.repeat(cond, draws, 0)
+      spatial = None if spatial is None else tf.repeat(spatial, draws, 0)
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      logits = model.logits(x, cond, spatial)  # [D, H, W, C, L]
+      targets = tf.reshape(tf.reduce_sum(logits * probe, -1), [draws, -1])  # [D, H*W*C]
+    jacobian = tape.batch_jacobian(targets, x, unconnected_gradients="zero")  # [D, HWC, H, W, C]
+    depends = np.any(jacobian.numpy() != 0, axis=0)
+    return depends.reshape([h, w, c, h, w, c])
+
+  def check_causal_without_blind_spot(self, model, **conditioning):
+    h, w, c = model.height, model.width, model.channels
+    # Keep the head's ReLUs on: a ReLU that is off for every probe input would hide a
+    # dependence the geometry has (shifting biases changes no mask or tap).
+    model.blocks[-1].out_bias.assign_add(tf.fill(model.blocks[-1].out_bias.shape, 5.0))
+    model.head[0].bias.assign_add(tf.fill(model.head[0].bias.shape, 5.0))
+    depends = self.jacobian_mask(model, **conditioning)
+    for i, j, k in itertools.product(range(h), range(w), range(c)):
+      t = raster_index(i, j, k, w, c)
+      for i2, j2, k2 in itertools.product(range(h), range(w), range(c)):
+        earlier = raster_index(i2, j2, k2, w, c) < t
+        if depends[i, j, k, i2, j2, k2] != earlier:
+          self.fail(f"sub-pixel {(i, j, k)} {'depends on' if not earlier else 'ignores'} "
+                    f"{'later' if not earlier else 'earlier'} sub-pixel {(i2, j2, k2)}")
+
+  def test_rgb_subpixel_sees_exactly_the_earlier_subpixels(self):
+    # 8 blocks of 3x3 reach every earlier pixel of an 8x8 image: any blind spot shows.
+    # 4 units per group before the head's ReLUs, 8 inside: all of a group's units
+    # switched off by the ReLU for every probe input would hide a dependence.
+    model = make_model((8, 8, 3), layers=8, hidden=12, output_hidden=24)
+    self.check_causal_without_blind_spot(model)
+
+  def test_grey_pixel_sees_exactly_the_earlier_pixels_with_a_7x7_first_block(self):
+    model = make_model((6, 7, 1), layers=4, hidden=8, output_hidden=16, first_kernel=7)
+    self.check_causal_without_blind_spot(model)
+
+  def test_conditioning_does_not_break_causality(self):
+    model = make_model((5, 5, 3), layers=5, conditional="class", spatial=True, num_classes=3,
+                       hidden=12, output_hidden=24)
+    cond, spatial = model._conditioning(tf.zeros([1, 5, 5, 3], tf.uint8), label=tf.constant([2]))
+    self.check_causal_without_blind_spot(model, cond=cond, spatial=spatial)
+
+  def test_pixel_log_prob_ignores_later_subpixels(self):
+    model = make_model((4, 4, 3), layers=3)
+    rng = np.random.RandomState(0)
+    image = rng.randint(0, 256, [1, 4, 4, 3]).astype(np.uint8)
+    base = model.pixel_log_prob(image).numpy().reshape(-1)
+    for t in (0, 7, 23, 40, 47):
+      changed = image.reshape(-1).copy()
+      changed[t] = (int(changed[t]) + 128) % 256
+      out = model.pixel_log_prob(changed.reshape(image.shape)).numpy().reshape(-1)
+      self.assertAllEqual(out[:t], base[:t])  # exactly: earlier sub-pixels never see it
+      self.assertNotAllClose(out[t:], base[t:])  # its own term and later ones change
+
+
+def all_images(shape, levels):
+  """Returns uint8 [levels ** (H W C), H, W, C]: every image of that shape."""
+  n = int(np.prod(shape))
+  values = np.array(list(itertools.product(range(levels), repeat=n)), np.uint8)
+  return values.reshape([-1, *shape])
+
+
+class NormalisationTest(tf.test.TestCase):
+
+  def check_sums_to_one(self, model, images, **cond):
+    log_probs = tf.concat([model.log_prob(images[k:k + 1024], **{
+        key: value[k:k + 1024] for key, value in cond.items()}) for k in range(0, len(images), 1024)], 0)
+    self.assertAllClose(tf.reduce_logsumexp(log_probs), 0.0, atol=1e-5)
+
+  def test_probabilities_of_all_rgb_binary_images_sum_to_one(self):
+    model = make_model((2, 2, 3), levels=2, layers=3)
+    self.check_sums_to_one(model, all_images((2, 2, 3), 2))
+
+  def test_probabilities_of_all_grey_images_sum_to_one(self):
+    model = make_model((2, 3, 1), levels=4, layers=2, hidden=4)
+    self.check_sums_to_one(model, all_images((2, 3, 1), 4))
+
+  def test_class_conditional_probabilities_sum_to_one_for_every_class(self):
+    model = make_model((2, 2, 3), levels=2, layers=2, conditional="class", spatial=True,
+                       num_classes=3)
+    images = all_images((2, 2, 3), 2)
+    totals = []
+    for label in range(3):
+      self.check_sums_to_one(model, images, label=np.full([len(images)], label, np.int32))
+      totals.append(model.log_prob(images[:5], label=np.full([5], label, np.int32)).numpy())
+    self.assertNotAllClose(totals[0], totals[1])  # the label matters
+
+  def test_autoencoder_decoder_sums_to_one_given_a_code(self):
+    model = make_model((2, 2, 3), levels=2, layers=2, conditional="autoencoder", spatial=True)
+    images = all_images((2, 2, 3), 2)
+    code = np.tile(np.array([[0.3, -1.0, 2.0]], np.float32), [len(images), 1])
+    self.check_sums_to_one(model, images, code=code)
+
+
+class SamplingTest(tf.test.TestCase):
+
+  def check_cached_equals_naive(self, model, seeds, **cond):
+    cached = tf.function(model.sample)(seeds, **cond).numpy()
+    naive = tf.function(model.sample_naive)(seeds, **cond).numpy()
+    self.assertEqual(cached.dtype, np.uint8)
+    self.assertEqual(cached.shape, (len(seeds), model.height, model.width, model.channels))
+    self.assertAllEqual(cached, naive)
+    self.assertLess(cached.max(), model.levels)
+    return cached
+
+  def test_cached_sampling_equals_naive_rgb(self):
+    model = make_model((5, 6, 3), layers=3)
+    seeds = np.array([[1, 2], [3, 4]], np.int64)
+    samples = self.check_cached_equals_naive(model, seeds)
+    self.assertNotAllEqual(samples[0], samples[1])
+
+  def test_cached_sampling_equals_naive_with_class_and_spatial_conditioning(self):
+    model = make_model((4, 5, 1), levels=4, layers=3, conditional="class", spatial=True,
+                       num_classes=3, first_kernel=7)
+    self.check_cached_equals_naive(model, np.array([[5, 6], [7, 8], [9, 9]], np.int64),
+                                   label=np.array([0, 1, 2], np.int32))
+
+  def test_cached_sampling_equals_naive_given_a_code(self):
+    model = make_model((4, 4, 3), levels=4, layers=2, conditional="autoencoder")
+    code = np.array([[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]], np.float32)
+    self.check_cached_equals_naive(model, np.array([[1, 1], [2, 2]], np.int64), code=code)
+
+  def test_a_row_depends_only_on_its_seed(self):
+    model = make_model((4, 4, 3), layers=2)
+    sample = tf.function(model.sample)
+    both = sample(np.array([[1, 2], [3, 4]], np.int64)).numpy()
+    alone = sample(np.array([[1, 2]], np.int64)).numpy()
+    other = sample(np.array([[1, 2], [5, 6]], np.int64)).numpy()
+    self.assertAllEqual(alone[0], both[0])
+    self.assertAllEqual(other[0], both[0])
+    self.assertNotAllEqual(other[1], both[1])
+
+
+class ModelTest(tf.test.TestCase):
+
+  def test_autoencoder_trains_the_encoder_end_to_end(self):
+    model = make_model((4, 4, 1), layers=2, conditional="autoencoder")
+    images = tf.constant(np.random.RandomState(0).randint(0, 256, [3, 4, 4, 1]), tf.uint8)
+    self.assertEqual(model.encode(images).shape, (3, model.encoder.layers[-1].units))
+    with tf.GradientTape() as tape:
+      loss, _ = model.train_loss(images)
+    grads = tape.gradient(loss, model.encoder.trainable_variables)
+    self.assertTrue(all(g is not None and np.any(g.numpy() != 0) for g in grads))
+
+  def test_bad_configs_fail_with_one_clear_line(self):
+    cases = {"hidden=4 for RGB": (dict(shape=(4, 4, 3), hidden=4), "multiple of the 3 channels"),
+             "class without labels": (dict(shape=(4, 4, 1), conditional="class"), "labelled dataset"),
+             "unknown conditional": (dict(shape=(4, 4, 1), conditional="text"), "valid: '', 'class'")}
+    for what, (kwargs, message) in cases.items():
+      with self.subTest(what):
+        with self.assertRaisesRegex(ValueError, message):
+          make_model(**kwargs)
+
+  def test_bits_per_dim_of_an_untrained_model_is_near_uniform(self):
+    model = make_model((4, 4, 3), layers=2, hidden=6)
+    for v in model.weights:
+      v.assign(tf.zeros_like(v))  # all logits equal: exactly uniform
+    images = np.zeros([2, 4, 4, 3], np.uint8)
+    nats, dims = model.eval_terms(images)
+    self.assertAllClose(-nats / dims / np.log(2), [8.0, 8.0], rtol=1e-6)
+
+
+if __name__ == "__main__":
+  tf.test.main()

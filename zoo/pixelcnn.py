@@ -1,0 +1,408 @@
+r"""Gated PixelCNN (van den Oord et al. 2016, `shared/papers/gated_pixelcnn.txt`).
+
+  p(x | h) = prod_i p(x_i | x_<i, h),  pixels in raster order, channels R -> G -> B
+
+Each sub-pixel is a `levels`-way softmax (256 for 8-bit data, 2 for binarised digits),
+a TFP `Categorical`, so `log_prob` is a probability and bits/dim is the metric.
+
+The network (Figure 2), for each of `layers` gated blocks:
+
+  vertical:   v_pre = conv_{ceil(n/2) x n}(v) (+ V h)          v' = tanh(v_pre_f) * sigm(v_pre_g)
+  horizontal: h_pre = conv_{1 x ceil(n/2)}(h) + 1x1(shift_down(v_pre)) (+ V h)
+              h'    = h + 1x1(tanh(h_pre_f) * sigm(h_pre_g))   (no residual in the first block)
+
+then ReLU, a 1x1 conv to `output_hidden`, ReLU, a 1x1 conv to C * levels logits.
+Causality is geometry, present from the first call: the vertical conv sees the rows at
+and above the current one, and only its down-shifted pre-activations reach the
+horizontal stack, which sees the current row up to the current pixel (its current
+tap masked per channel group). There is no blind spot: the vertical stack's receptive
+field is a full rectangle.
+
+Channels (section 2): every feature map is split into C contiguous groups (R, G, B);
+every weight that touches the *current* pixel is masked so that group c reads groups
+< c in the first block ("A") and <= c after ("B"): the current tap of each horizontal
+conv, the horizontal 1x1s and the output 1x1s. The vertical stack and the link only
+carry rows above, which every group may read. Logits of channel c come from group c.
+
+Conditioning (section 2.3), `config.model.conditional`:
+  * "" (none), "class" (h = one-hot label, a per-layer bias, eq. 4), or
+    "autoencoder" (section 2.4: h = a conv encoder's m = `code_size` code of the image,
+    trained end to end with the decoder);
+  * `config.model.spatial=True` (with a conditional) adds eq. 5: a deconvolution network
+    maps h to a map s [H, W, spatial_features], added through unmasked 1x1 convs.
+
+Choices the paper leaves open: pixels are scaled to [-1, 1]; pixels outside the image
+are zeros in that scale (zero padding); the vertical conv spans ceil(n/2) rows (the
+paper's shift trick), so after the down-shift a pixel sees ceil(n/2) rows above per
+block; the first block uses a larger kernel (`first_kernel`, 7 as in PixelCNN), the
+rest `kernel` (3); the link v -> h has no bias (the horizontal conv has one).
+
+Sampling (`sample`) is cached (Ramachandran et al. 2017): one `tf.while_loop` over rows
+and one over columns; the vertical stack is computed once per finished row, and each
+new sub-pixel costs one horizontal-stack position per block. Gumbel-max noise is drawn
+per image from its own seed row, so `sample_naive` (the whole network recomputed per
+sub-pixel) draws the same image.
+
+Train: python -m training.run --model=pixelcnn --data=digits
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from zoo import layers
+
+tfd = tfp.distributions
+
+METRIC = "bits_per_dim"  # zoo.units.METRICS key reported for this model
+CONDITIONALS = ("", "class", "autoencoder")
+
+
+def group_of(units, groups):
+  """Returns int [units]: the channel group (0..groups-1) of each of `units` features."""
+  return np.arange(units) * groups // units
+
+
+def group_mask(groups_in, groups_out, strict):
+  """Returns float32 [I, O]: 1 where input group < (strict) or <= output group."""
+  allowed = groups_in[:, None] < groups_out[None] if strict else groups_in[:, None] <= groups_out[None]
+  return allowed.astype(np.float32)
+
+
+def gate(pre):
+  """Returns tanh(f) * sigmoid(g) of pre [..., 2p] = [f, g] (eq. 2): [..., p]."""
+  f, g = tf.split(pre, 2, axis=-1)
+  return tf.tanh(f) * tf.sigmoid(g)
+
+
+class GatedBlock(keras.layers.Layer):
+  """One block of Figure 2: vertical and horizontal stacks, link, residual, conditioning.
+
+  The weights are plain tensors so the full pass (`call`) and the cached sampler
+  (`vertical_row`, `horizontal_pixel`) share them exactly.
+  """
+
+  def __init__(self, hidden, kernel, groups, first, cond_dim=0, spatial_dim=0, **kwargs):
+    super().__init__(**kwargs)
+    self.hidden, self.kernel, self.groups, self.first = hidden, kernel, groups, first
+    self.rows = (kernel + 1) // 2  # ceil(n/2): vertical rows, horizontal taps
+    self.cond_dim, self.spatial_dim = cond_dim, spatial_dim
+
+  def build(self, input_shape):
+    cin, p, k = input_shape[-1], self.hidden, self.kernel
+    groups_in = group_of(cin, self.groups)
+    groups_pre = np.tile(group_of(p, self.groups), 2)  # f and g halves grouped alike
+    glorot, zeros = keras.initializers.GlorotUniform(), keras.initializers.Zeros()
+    add = lambda name, shape, init=glorot: self.add_weight(shape=shape, initializer=init, name=name)
+    self.v_kernel = add("v_kernel", (self.rows, k, cin, 2 * p))
+    self.v_bias = add("v_bias", (2 * p,), zeros)
+    self.h_kernel = add("h_kernel", (1, self.rows, cin, 2 * p))
+    self.h_bias = add("h_bias", (2 * p,), zeros)
+    self.link = add("link", (2 * p, 2 * p))
+    self.out = add("out", (p, p))
+    self.out_bias = add("out_bias", (p,), zeros)
+    if self.cond_dim:
+      self.cond_v = add("cond_v", (self.cond_dim, 2 * p))
+      self.cond_h = add("cond_h", (self.cond_dim, 2 * p))
+    if self.spatial_dim:
+      self.spatial_v = add("spatial_v", (self.spatial_dim, 2 * p))
+      self.spatial_h = add("spatial_h", (self.spatial_dim, 2 * p))
+    # Only the current pixel's tap (the last one) is masked; earlier pixels are all known.
+    current = group_mask(groups_in, groups_pre, strict=self.first)  # [cin, 2p]
+    h_mask = np.ones((1, self.rows, cin, 2 * p), np.float32)
+    h_mask[0, -1] = current
+    self.h_mask = tf.constant(h_mask)
+    self.out_mask = tf.constant(group_mask(group_of(p, self.groups), group_of(p, self.groups), False))
+
+  def _bias(self, cond, spatial, which):
+    """Returns the conditioning term for stack `which` ("v"/"h"): [B, 1, 1, 2p], [B, H, W, 2p] or 0."""
+    term = 0.0
+    if self.cond_dim:
+      term += tf.matmul(cond, getattr(self, f"cond_{which}"))[:, None, None]  # eq. 4
+    if self.spatial_dim:
+      term += tf.einsum("bhwd,de->bhwe", spatial, getattr(self, f"spatial_{which}"))  # eq. 5
+    return term
+
+  def _output(self, pre, h):
+    """Returns the horizontal output [..., p] from its pre-activation [..., 2p] and input h."""
+    out = tf.einsum("...i,io->...o", gate(pre), self.out * self.out_mask) + self.out_bias
+    return out if self.first else h + out
+
+  def call(self, v, h, cond=None, spatial=None):
+    """Returns (v', h') [B, H, W, p] each from v, h [B, H, W, Cin]; cond [B, D], spatial [B, H, W, S]."""
+    r = self.kernel // 2
+    v_pre = tf.nn.conv2d(tf.pad(v, [[0, 0], [self.rows - 1, 0], [r, r], [0, 0]]),
+                         self.v_kernel, 1, "VALID") + self.v_bias  # [B, H, W, 2p]
+    h_pre = tf.nn.conv2d(tf.pad(h, [[0, 0], [0, 0], [self.rows - 1, 0], [0, 0]]),
+                         self.h_kernel * self.h_mask, 1, "VALID") + self.h_bias
+    above = tf.pad(v_pre, [[0, 0], [1, 0], [0, 0], [0, 0]])[:, :-1]  # row i holds v_pre of row i-1
+    h_pre += tf.einsum("bhwi,io->bhwo", above, self.link)
+    v_pre += self._bias(cond, spatial, "v")
+    h_pre += self._bias(cond, spatial, "h")
+    return gate(v_pre), self._output(h_pre, h)
+
+  # -- the cached sampler's pieces ----------------------------------------------------
+
+  def vertical_row(self, window, cond=None, spatial_row=None):
+    """Returns (v' row [B, W, p], link term for the next row [B, W, 2p]).
+
+    window: [B, rows, W, Cin], this block's vertical inputs of the last `rows` rows
+    (zeros above the image); spatial_row: [B, W, S].
+    """
+    r = self.kernel // 2
+    v_pre = tf.nn.conv2d(tf.pad(window, [[0, 0], [0, 0], [r, r], [0, 0]]),
+                         self.v_kernel, 1, "VALID")[:, 0] + self.v_bias  # [B, W, 2p]
+    link = tf.einsum("bwi,io->bwo", v_pre, self.link)
+    if self.cond_dim:
+      v_pre += tf.matmul(cond, self.cond_v)[:, None]
+    if self.spatial_dim:
+      v_pre += tf.einsum("bwd,de->bwe", spatial_row, self.spatial_v)
+    return gate(v_pre), link
+
+  def horizontal_pixel(self, window, link, cond=None, spatial_pixel=None):
+    """Returns h' [B, p] at one pixel.
+
+    window: [B, rows, Cin], the horizontal inputs of this pixel and the rows - 1 before it
+    (zeros left of the image); link: [B, 2p], this pixel's term from the row above;
+    spatial_pixel: [B, S].
+    """
+    h_pre = tf.einsum("bki,kio->bo", window, (self.h_kernel * self.h_mask)[0]) + self.h_bias + link
+    if self.cond_dim:
+      h_pre += tf.matmul(cond, self.cond_h)
+    if self.spatial_dim:
+      h_pre += tf.matmul(spatial_pixel, self.spatial_h)
+    return self._output(h_pre, window[:, -1])
+
+
+class Model(keras.Model):
+  """The Gated PixelCNN as a Keras model; see the module docstring.
+
+  Model API: `pixel_log_prob`, `log_prob`, `sample` (cached), `sample_naive`,
+  `encode` (autoencoder), `eval_terms`, `train_loss`; conditioning inputs go by name:
+  `label` int [B] (class) or `code` float [B, m] (autoencoder; `encode(images)` if absent).
+  """
+
+  continuous = False  # log_prob is a probability of the discrete image
+
+  def __init__(self, config, **kwargs):
+    super().__init__(**kwargs)
+    mc = config.model
+    self.height, self.width, self.channels = (int(d) for d in config.data.image_shape)
+    self.levels = int(mc.levels)
+    self.conditional = mc.conditional
+    if self.conditional not in CONDITIONALS:
+      raise ValueError(f"unknown config.model.conditional {self.conditional!r}; "
+                       f"valid: {', '.join(repr(c) for c in CONDITIONALS)}")
+    if mc.hidden % self.channels:
+      raise ValueError(f"config.model.hidden={mc.hidden} must be a multiple of the "
+                       f"{self.channels} channels (one feature group per channel)")
+    self.num_classes = int(config.data.get("num_classes", 0) or 0)
+    if self.conditional == "class" and self.num_classes < 2:
+      raise ValueError("config.model.conditional='class' needs a labelled dataset "
+                       "(config.data.num_classes >= 2; e.g. --data=digits or mnist)")
+    cond_dim = {"": 0, "class": self.num_classes, "autoencoder": mc.code_size}[self.conditional]
+    self.conditional_inputs = {"": (), "class": ("label",), "autoencoder": ("code",)}[self.conditional]
+    spatial_dim = mc.spatial_features if (mc.spatial and cond_dim) else 0
+    if self.conditional == "autoencoder":
+      self.encoder = keras.Sequential([
+          keras.layers.Conv2D(mc.hidden, 3, strides=2, padding="same", activation="relu"),
+          keras.layers.Conv2D(2 * mc.hidden, 3, strides=2, padding="same", activation="relu"),
+          keras.layers.Flatten(),
+          keras.layers.Dense(mc.code_size),
+      ], name="encoder")
+    if spatial_dim:  # eq. 5's deconvolution network m(h): [D] -> [H, W, S]
+      h4, w4 = -(-self.height // 4), -(-self.width // 4)
+      self.deconv = keras.Sequential([
+          keras.layers.Dense(h4 * w4 * spatial_dim, activation="relu"),
+          keras.layers.Reshape((h4, w4, spatial_dim)),
+          keras.layers.Conv2DTranspose(spatial_dim, 3, strides=2, padding="same", activation="relu"),
+          keras.layers.Conv2DTranspose(spatial_dim, 3, strides=2, padding="same"),
+      ], name="deconv")
+    self.blocks = [
+        GatedBlock(mc.hidden, mc.first_kernel if k == 0 else mc.kernel, self.channels,
+                   first=k == 0, cond_dim=cond_dim, spatial_dim=spatial_dim, name=f"block{k}")
+        for k in range(mc.layers)]
+    groups_hidden = group_of(mc.hidden, self.channels)
+    groups_out = group_of(mc.output_hidden, self.channels)
+    groups_logits = group_of(self.channels * self.levels, self.channels)  # channel c's logits
+    self.head_masks = (tf.constant(group_mask(groups_hidden, groups_out, False)),
+                       tf.constant(group_mask(groups_out, groups_logits, False)))
+    self.head = [keras.layers.Dense(mc.output_hidden, name="head1"),
+                 keras.layers.Dense(self.channels * self.levels, name="head2")]
+    self.head[0].build((None, mc.hidden))  # used through their kernels (masked), never called
+    self.head[1].build((None, mc.output_hidden))
+    # Build every weight now: checkpoints and exports see them before the first call.
+    shape = (1, self.height, self.width, self.channels)
+    self.logits(tf.zeros(shape), *self._conditioning(tf.zeros(shape, tf.uint8),
+                                                     label=tf.zeros([1], tf.int32)))
+
+  # -- the network ----------------------------------------------------------------------
+
+  def scale(self, images):
+    """Returns float32 [B, H, W, C] in [-1, 1] of uint8 images with values in [0, levels)."""
+    return tf.cast(images, tf.float32) * (2.0 / (self.levels - 1)) - 1.0
+
+  def encode(self, images):
+    """Returns float32 [B, m]: the autoencoder's code of uint8 images [B, H, W, C]."""
+    return self.encoder(self.scale(images))
+
+  def _conditioning(self, images, label=None, code=None):
+    """Returns (h [B, D] or None, spatial map s [B, H, W, S] or None) for the inputs given."""
+    if self.conditional == "":
+      return None, None
+    if self.conditional == "class":
+      if label is None:
+        raise ValueError("this PixelCNN is class-conditional: pass label=int [B]")
+      h = tf.one_hot(tf.cast(label, tf.int32), self.num_classes)
+    else:
+      h = self.encode(images) if code is None else tf.cast(code, tf.float32)
+    if not hasattr(self, "deconv"):
+      return h, None
+    s = self.deconv(h)[:, :self.height, :self.width]  # [B, H, W, S]
+    return h, s
+
+  def _head(self, h):
+    """Returns logits [..., C * levels] from the last horizontal features [..., p]."""
+    (dense1, dense2), (mask1, mask2) = self.head, self.head_masks
+    out = tf.einsum("...i,io->...o", tf.nn.relu(h), dense1.kernel * mask1) + dense1.bias
+    return tf.einsum("...i,io->...o", tf.nn.relu(out), dense2.kernel * mask2) + dense2.bias
+
+  def logits(self, x, cond=None, spatial=None):
+    """Returns float32 [B, H, W, C, levels] from scaled images x [B, H, W, C] (float, so
+    tests can take gradients)."""
+    v = h = x
+    for block in self.blocks:
+      v, h = block(v, h, cond, spatial)
+    logits = self._head(h)  # [B, H, W, C * levels]
+    return tf.reshape(logits, tf.concat([tf.shape(x), [self.levels]], 0))
+
+  def distribution(self, images, label=None, code=None):
+    """Returns p(x | h) as tfd.Independent(Categorical) with event shape [H, W, C]."""
+    logits = self.logits(self.scale(images), *self._conditioning(images, label, code))
+    return tfd.Independent(tfd.Categorical(logits=logits), reinterpreted_batch_ndims=3)
+
+  # -- model API --------------------------------------------------------------------------
+
+  def pixel_log_prob(self, images, label=None, code=None):
+    """Returns float32 [B, H, W, C]: log p(x_i | x_<i, h) of each sub-pixel, nats."""
+    return self.distribution(images, label, code).distribution.log_prob(tf.cast(images, tf.int32))
+
+  def log_prob(self, images, label=None, code=None):
+    """Returns float32 [B]: log p(x | h) of each image, nats."""
+    return self.distribution(images, label, code).log_prob(tf.cast(images, tf.int32))
+
+  def call(self, images, label=None, code=None):
+    return self.log_prob(images, label, code)
+
+  def eval_terms(self, images, seeds=None, label=None, code=None):
+    """Returns (log p(x | h) [B] nats, dimensions H * W * C [B]); `seeds` unused (no noise)."""
+    del seeds
+    nats = self.log_prob(images, label, code)
+    return nats, tf.fill(tf.shape(nats), tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32))
+
+  def train_loss(self, images, seeds=None, label=None, code=None):
+    """Returns (per-example loss [B], terms): -log p(x | h) per dimension, nats."""
+    nats, dims = self.eval_terms(images, seeds, label, code)
+    return -nats / dims, {"nats_per_dim": nats / dims}
+
+  # -- sampling -----------------------------------------------------------------------------
+
+  def _gumbel(self, seeds):
+    """Returns float32 [B, H, W, C, levels] Gumbel noise, row b drawn from seeds[b] alone."""
+    shape = [self.height, self.width, self.channels, self.levels]
+    u = layers.per_example_uniform(seeds, shape, 1e-7, 1.0)
+    return -tf.math.log(-tf.math.log(u))
+
+  def _check_batch(self, seeds, label, code):
+    """Returns (h, spatial) for sampling `seeds` rows (images are not known yet)."""
+    if self.conditional == "autoencoder" and code is None:
+      raise ValueError("this PixelCNN auto-encoder samples given a code: pass code=float [B, m]")
+    blank = tf.zeros([tf.shape(seeds)[0], self.height, self.width, self.channels], tf.uint8)
+    return self._conditioning(blank, label, code)
+
+  def sample_naive(self, seeds, label=None, code=None):
+    """Returns uint8 [B, H, W, C]: ancestral samples recomputing the whole network for
+    every sub-pixel (the reference the cached `sample` must equal)."""
+    cond, spatial = self._check_batch(seeds, label, code)
+    gumbel = self._gumbel(seeds)
+    b = tf.shape(seeds)[0]
+    total = self.height * self.width * self.channels
+
+    def step(t, canvas):
+      i, j, c = t // (self.width * self.channels), (t // self.channels) % self.width, t % self.channels
+      logits = self.logits(self.scale(canvas), cond, spatial)[:, i, j, c]  # [B, levels]
+      value = tf.argmax(logits + gumbel[:, i, j, c], -1, output_type=tf.int32)
+      index = tf.stack([tf.range(b), tf.fill([b], i), tf.fill([b], j), tf.fill([b], c)], 1)
+      return t + 1, tf.tensor_scatter_nd_update(canvas, index, tf.cast(value, tf.uint8))
+
+    canvas = tf.zeros([b, self.height, self.width, self.channels], tf.uint8)
+    _, canvas = tf.while_loop(lambda t, _: t < total, step, [tf.constant(0), canvas])
+    return canvas
+
+  def sample(self, seeds, label=None, code=None):
+    """Returns uint8 [B, H, W, C] samples, one per seed row (int64 [B, 2]), cached.
+
+    Rows: the vertical stack of row i - 1 is computed once (per block, from its last
+    `rows` input rows), giving each block's link term for row i. Columns: each
+    sub-pixel runs the horizontal stack at one position per block, from per-block
+    buffers of the current row's inputs, then the head; channel c is drawn with the
+    channels < c of the pixel already in place.
+    """
+    cond, spatial = self._check_batch(seeds, label, code)
+    gumbel = self._gumbel(seeds)  # [B, H, W, C, L]
+    b = tf.shape(seeds)[0]
+    height, width, channels, blocks = self.height, self.width, self.channels, self.blocks
+    ins = [channels] + [block.hidden for block in blocks[:-1]]  # each block's input width
+
+    def column(j, canvas_row, links, buffers, i):
+      """Draws pixel (i, j): returns the new canvas row [B, W, C] and buffers."""
+      onehot = tf.one_hot(j, width)[None, :, None]  # [1, W, 1]
+      pixel = tf.zeros([b, channels])
+      for c in range(channels):
+        x = pixel * (2.0 / (self.levels - 1)) - 1.0  # channels >= c are masked out anyway
+        feature, new_buffers = x, []
+        for block, buffer, link in zip(blocks, buffers, links):
+          # buffer [B, W + rows - 1, Cin]: this block's inputs of the row, left-padded.
+          window = tf.concat([buffer[:, j:j + block.rows - 1], feature[:, None]], 1)
+          new_buffers.append(buffer + onehot_pad(block, j) * (feature[:, None] - buffer))
+          feature = block.horizontal_pixel(window, tf.gather(link, j, axis=1), cond,
+                                           None if spatial is None else spatial[:, i, j])
+        logits = tf.reshape(self._head(feature), [b, channels, self.levels])[:, c]
+        value = tf.argmax(logits + gumbel[:, i, j, c], -1, output_type=tf.int32)  # [B]
+        pixel += tf.one_hot(c, channels)[None] * tf.cast(value, tf.float32)[:, None]
+      # Every feature at (i, j) ignores the pixel's last channel (the masks), so the last
+      # pass left the buffers final, except block 0's raw input: store the whole pixel.
+      x = pixel * (2.0 / (self.levels - 1)) - 1.0
+      new_buffers[0] = buffers[0] + onehot_pad(blocks[0], j) * (x[:, None] - buffers[0])
+      canvas_row += onehot * (pixel[:, None] - canvas_row)
+      return canvas_row, new_buffers
+
+    def onehot_pad(block, j):
+      return tf.one_hot(j + block.rows - 1, width + block.rows - 1)[None, :, None]  # [1, W+r-1, 1]
+
+    def row(i, canvas, rings, links):
+      buffers = [tf.zeros([b, width + block.rows - 1, cin]) for block, cin in zip(blocks, ins)]
+      canvas_row = tf.zeros([b, width, channels])
+
+      def col_step(j, canvas_row, *buffers):
+        canvas_row, buffers = column(j, canvas_row, links, list(buffers), i)
+        return (j + 1, canvas_row, *buffers)
+
+      _, canvas_row, *_ = tf.while_loop(lambda j, *_: j < width, col_step,
+                                        [tf.constant(0), canvas_row, *buffers])
+      canvas = tf.concat([canvas[:, 1:], canvas_row[:, None]], 1)  # rolls row i in at the bottom
+      # The finished row feeds the vertical stacks: their links serve row i + 1.
+      feature, new_rings, new_links = canvas_row * (2.0 / (self.levels - 1)) - 1.0, [], []
+      for block, ring in zip(blocks, rings):
+        ring = tf.concat([ring[:, 1:], feature[:, None]], 1)  # [B, rows, W, Cin]
+        feature, link = block.vertical_row(ring, cond, None if spatial is None else spatial[:, i])
+        new_rings.append(ring)
+        new_links.append(link)
+      return i + 1, canvas, new_rings, new_links
+
+    rings = [tf.zeros([b, block.rows, width, cin]) for block, cin in zip(blocks, ins)]
+    links = [tf.zeros([b, width, 2 * block.hidden]) for block in blocks]  # nothing above row 0
+    canvas = tf.zeros([b, height, width, channels])
+    _, canvas, _, _ = tf.while_loop(lambda i, *_: i < height, row,
+                                    [tf.constant(0), canvas, rings, links])
+    return tf.cast(canvas, tf.uint8)
