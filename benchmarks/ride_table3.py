@@ -59,7 +59,7 @@ def main(argv):
   for name, (m, seconds) in results.items():
     paper = f"{PAPER[name]:.3f}" if PAPER[name] else "-"
     whole = m.get("bit_per_px_rate_whole_patch")
-    print(f"{name:<22}{m['bit_per_px_rate']:>8.3f}{whole if whole is None else f'{whole:.3f}':>13}"
+    print(f"{name:<22}{m['bit_per_px_rate']:>8.3f}{'-' if whole is None else f'{whole:.3f}':>13}"
           f"{seconds / 60:>9.1f}{paper:>8}")
   ensemble = results["RIDE 2 layers"][0]
   print(f"{'EoRIDE 2 layers':<22}{'':>8}{ensemble['bit_per_px_rate_ensemble8_whole_patch']:>13.3f}"

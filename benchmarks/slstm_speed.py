@@ -14,14 +14,14 @@ r"""Spatial LSTM: wavefront vs raster-order loop, and incremental vs recomputed 
 Everything is measured side by side in one process; only the ratios are meant to be
 compared across runs (the machine is shared).
 """
-import time
 
 from absl import app
 from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from benchmarks import mcgsm_throughput
+from benchmarks.common import best_time
+from benchmarks.common import matmul_gflops
 from configs import ride as ride_config
 from zoo import layers
 from zoo import ride
@@ -56,26 +56,13 @@ def raster_slstm(slstm, x):
   return tf.transpose(tf.reshape(hs.stack(), [height, width, b, u]), [2, 0, 1, 3])
 
 
-def best_time(fn, *args, repeats=3, inner=3):
-  """Returns the best mean seconds per call of fn(*args) over `repeats` rounds."""
-  fn(*args)  # trace / compile
-  best = float("inf")
-  for _ in range(repeats):
-    t = time.perf_counter()
-    for _ in range(inner):
-      out = fn(*args)
-    tf.nest.map_structure(lambda t: t.numpy(), out)
-    best = min(best, (time.perf_counter() - t) / inner)
-  return best
-
-
 def slstm_flops(b, h, w, u):
   """Returns the useful FLOPs of one forward + backward pass (matmuls, 3x forward)."""
   return 3 * 2 * b * h * w * (FEATURES + 2 * u) * 5 * u
 
 
 def training_steps(repeats, batch, units):
-  peak = mcgsm_throughput.matmul_gflops()
+  peak = matmul_gflops()
   print(f"fp32 matmul 1024^2: {peak:.1f} GFLOP/s")
   slstm = layers.SpatialLSTM(units, seed=0)
   slstm.build((None, None, None, FEATURES))

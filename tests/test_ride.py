@@ -52,15 +52,18 @@ class SpatialLSTMTest(tf.test.TestCase):
     self.assertAllEqual(layers.unskew(skewed, 7), grid)
 
   def test_wavefront_equals_cell_by_cell_reference(self):
-    for extended in (False, True):
-      with self.subTest(extended=extended):
+    # Both wavefronts: the while_loop (eager, or sizes known only at run time) and the
+    # unrolled one (static sizes in a graph, as in training).
+    for extended, path in [(e, p) for e in (False, True) for p in ("loop", "unrolled")]:
+      with self.subTest(extended=extended, path=path):
         slstm = layers.SpatialLSTM(4, extended=extended, seed=3)
         slstm.build((None, None, None, 3))
         slstm.bias.assign(tf.random.normal([20], seed=1))
         x = tf.random.normal([2, 5, 6, 3], seed=2)
+        run = slstm._loop if path == "loop" else tf.function(slstm._unrolled)
         with tf.GradientTape(persistent=True) as tape:
           tape.watch(x)
-          h, c = slstm(x)
+          h, c = run(x)
           h_ref, c_ref = naive_slstm(slstm, x)
           loss, loss_ref = [tf.reduce_sum(t * tf.sin(t)) + tf.reduce_sum(u ** 2)
                             for t, u in ((h, c), (h_ref, c_ref))]
