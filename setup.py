@@ -23,6 +23,7 @@ setuptools.setup(
         "numpy>=1.26,<3",
         "pillow",
         "scikit-image",  # the textures builder cuts its images from skimage.data
+        "scikit-learn",  # the digits builder reads the digits bundled with it
         "tensorboard==2.21.*",  # tf.summary needs it; TF 2.21 no longer pulls it in
         "importlib_resources",  # tfds needs it to build a dataset, but does not declare it
     ],

@@ -16,26 +16,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.common import matmul_gflops
 from configs import mcgsm as mcgsm_config
 from training import loop
 from zoo import layers
 
 flags.DEFINE_integer("steps", 50, "timed training steps")
 flags.DEFINE_integer("repeats", 3, "timing repeats; the best is reported")
-
-
-def matmul_gflops(n=1024, iters=20):
-  """Returns the best fp32 GFLOP/s of n x n matmuls on this machine."""
-  a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
-  mm = tf.function(lambda a, b: tf.reduce_sum(a @ b))
-  mm(a, b)
-  best = float("inf")
-  for _ in range(3):
-    t = time.perf_counter()
-    for _ in range(iters):
-      mm(a, b).numpy()
-    best = min(best, time.perf_counter() - t)
-  return 2 * n ** 3 * iters / best / 1e9
 
 
 def mcgsm_flops_per_pixel(c):
@@ -54,9 +41,9 @@ def main(argv):
   model, optimizer, _ = loop.build("mcgsm", c, strategy)
   rng = np.random.default_rng(0)
   p, b = c.data.patch_size, c.train.batch_size
-  batch = (tf.constant(rng.integers(0, 256, [b, p, p, 1]), tf.uint8),
-           tf.constant(rng.integers(0, 2**40, [b, 2]), tf.int64))
-  model.initialize(batch[0])
+  batch = {"images": tf.constant(rng.integers(0, 256, [b, p, p, 1]), tf.uint8),
+           "seeds": tf.constant(rng.integers(0, 2**40, [b, 2]), tf.int64)}
+  model.initialize(batch["images"])
   step = loop.make_train_step(model, optimizer, strategy, b)
   step(batch)
   before = matmul_gflops()

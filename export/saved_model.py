@@ -20,8 +20,11 @@ The export contract (shared/DESIGN.md, "Export contract"):
     each is replayed through the SignatureDef + Session path (what TF Serving's C++
     does) before publishing, because a failing warmup record fails the version load.
 
-Adding a signature (e.g. `encode`) is one entry in `SIGNATURES`; adding an input kind
-(e.g. `label`) is one entry in `INPUTS`. `inpaint` (models with `ancestral`: MCGSM,
+Adding a signature is one entry in `SIGNATURES`; adding an input kind is one entry in
+`INPUTS`. Conditioning inputs follow `model.conditional_inputs`: a class-conditional
+model's `sample` and `log_prob` take `label` int32 [N]; an auto-encoder's `sample`
+takes `code` float32 [N, m], its `log_prob` scores p(x | encode(x)), and it also has
+`encode` (images -> code) and `reconstruct` (images, seed -> images). `inpaint` (models with `ancestral`: MCGSM,
 RIDE) takes `images`, `mask` (1 = known) and `seed`, with sweeps etc. from
 `config.inpaint` (INPAINT_DEFAULTS otherwise).
 """
@@ -105,14 +108,20 @@ def _check_seed(model, signature, seed):
 
 
 def _check_images(model, signature, images):
-  """Returns `images` uint8 [N, H, W, C] gated on shape and (when levels < 256) values."""
+  """Returns `images` uint8 [N, H, W, C] gated on shape and (when levels < 256) values.
+
+  A model tied to one image size (`model.fixed_size` = (H, W), e.g. a PixelCNN with a
+  spatial conditioning map) gets its size checked too.
+  """
   c, levels = model.channels, model.levels
-  what = (f"{signature}: `images` must be uint8 [N, H, W, {c}] ({c} channel"
-          f"{'s' if c > 1 else ''}, values in [0, {levels})) with N, H, W >= 1")
+  fixed = getattr(model, "fixed_size", None)
+  size = f"{fixed[0]}, {fixed[1]}" if fixed else "H, W"
+  what = (f"{signature}: `images` must be uint8 [N, {size}, {c}] ({c} channel"
+          f"{'s' if c > 1 else ''}, values in [0, {levels})) with N{'' if fixed else ', H, W'} >= 1")
   images = _checked(images, 4, what, lambda dims: [
       (tf.reduce_all(dims[:3] >= 1), "empty batch or image"),
       (tf.equal(dims[3], c), "wrong number of channels"),
-  ])
+  ] + ([(tf.reduce_all(tf.equal(dims[1:3], fixed)), "wrong image size")] if fixed else []))
   if levels < 256:
     top = tf.cast(tf.reduce_max(images), tf.int32)
     with tf.control_dependencies([_check(top < levels, f"{what}; got max value", top)]):
@@ -144,6 +153,30 @@ def _mask_example(model, images):
   return mask
 
 
+def _check_label(model, signature, label):
+  """Returns `label` int32 [N] gated on shape and values in [0, num_classes)."""
+  k = model.num_classes
+  what = f"{signature}: `label` must be int32 [N], one class in [0, {k}) per image, N >= 1"
+  label = _checked(label, 1, what, lambda dims: [(dims[0] >= 1, "empty batch")])
+  low, high = tf.reduce_min(label), tf.reduce_max(label)
+  with tf.control_dependencies([_check(tf.logical_and(low >= 0, high < k),
+                                       f"{what}; got min and max", low, high)]):
+    return tf.identity(label)
+
+
+def _check_code(model, signature, code):
+  """Returns `code` float32 [N, m] gated on shape and finiteness."""
+  m = model.code_size
+  what = f"{signature}: `code` must be float32 [N, {m}], one finite code per image (from `encode`), N >= 1"
+  code = _checked(code, 2, what, lambda dims: [
+      (dims[0] >= 1, "empty batch"),
+      (tf.equal(dims[1], m), "wrong code size"),
+  ])
+  finite = tf.reduce_all(tf.math.is_finite(code))
+  with tf.control_dependencies([_check(finite, f"{what}; got a NaN or infinity")]):
+    return tf.identity(code)
+
+
 @dataclasses.dataclass(frozen=True)
 class Input:
   """A kind of signature input: its spec, its in-graph checks, and a warmup value."""
@@ -159,21 +192,47 @@ INPUTS = {
                     check=_check_images, example=lambda model, images: images),
     "mask": Input(spec=lambda model: tf.TensorSpec([None, None, None, None], tf.uint8),
                   check=_check_mask, example=_mask_example),
+    # Conditioning (`model.conditional_inputs`): a class label, or an auto-encoder's code.
+    "label": Input(spec=lambda model: tf.TensorSpec([None], tf.int32), check=_check_label,
+                   example=lambda model, images: np.arange(len(WARMUP_SEEDS), dtype=np.int32)
+                   % model.num_classes),
+    "code": Input(spec=lambda model: tf.TensorSpec([None, None], tf.float32), check=_check_code,
+                  example=lambda model, images: np.zeros([len(WARMUP_SEEDS), model.code_size],
+                                                         np.float32)),
 }
+DATA_INPUTS = ("label",)  # conditioning that comes with an image (a code is computed from it)
+
+
+def _conditioning(model, from_data=False):
+  """Returns the names of `model`'s conditioning inputs (only those data carries if `from_data`)."""
+  names = tuple(getattr(model, "conditional_inputs", ()))
+  return tuple(k for k in names if k in DATA_INPUTS) if from_data else names
 
 
 # -- signatures -------------------------------------------------------------------------
 
-def _sample(model, seed):
-  """Returns {images: uint8 [N, H, W, C], png_bytes: string [N]}."""
-  images = model.sample(seed)
+def _rows_match(signature, first, *others):
+  """Returns `others` gated on having as many rows as `first` (name, tensor pairs)."""
+  (name, tensor), checked = first, []
+  for other_name, other in others:
+    same = tf.equal(tf.shape(tensor)[0], tf.shape(other)[0])
+    message = f"{signature}: `{other_name}` must have one row per `{name}` row; got shapes"
+    with tf.control_dependencies([_check(same, message, tf.shape(tensor), tf.shape(other))]):
+      checked.append(tf.identity(other))
+  return checked
+
+
+def _sample(model, seed, **cond):
+  """Returns {images: uint8 [N, H, W, C], png_bytes: string [N]}; `cond`: label or code [N, ...]."""
+  cond = dict(zip(cond, _rows_match("sample", ("seed", seed), *cond.items())))
+  images = model.sample(seed, **cond)
   if images.dtype != tf.uint8:
     raise TypeError(f"{type(model).__name__}.sample returned {images.dtype}; the contract is uint8")
   png = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)  # [N]
   return {"images": images, "png_bytes": png}
 
 
-def _log_prob(model, images):
+def _log_prob(model, images, **cond):
   """Returns {log_prob: float32 [N] nats, bits_per_dim: float32 [N]}.
 
   For a discrete model bits_per_dim = -log_prob / (H W C ln 2). For a continuous
@@ -182,7 +241,8 @@ def _log_prob(model, images):
   discrete-equivalent bits/dim of the quantised image (8 - the RIDE bit/px rate for
   8-bit grey images), comparable across all models.
   """
-  log_prob = tf.cast(model.log_prob(images), tf.float32)  # [N]
+  cond = dict(zip(cond, _rows_match("log_prob", ("images", images), *cond.items())))
+  log_prob = tf.cast(model.log_prob(images, **cond), tf.float32)  # [N]
   dims = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
   bits = units.discrete_bits_per_dim(log_prob, dims, model.levels, model.continuous)
   return {"log_prob": log_prob, "bits_per_dim": bits}
@@ -213,19 +273,37 @@ def _inpaint(model, images, mask, seed, **options):
   return {"images": inpainting.inpaint(model, images, mask, seed, **options)}
 
 
+def _encode(model, images):
+  """Returns {code: float32 [N, m]}: the auto-encoder's code of each image."""
+  return {"code": tf.cast(model.encode(images), tf.float32)}
+
+
+def _reconstruct(model, images, seed):
+  """Returns {images: uint8 [N, H, W, C]}: a sample given the code of each input image."""
+  (seed,) = _rows_match("reconstruct", ("images", images), ("seed", seed))
+  return {"images": model.sample(seed, code=model.encode(images))}
+
+
 @dataclasses.dataclass(frozen=True)
 class Signature:
-  """One exported signature: its inputs (keys of INPUTS), outputs, and which models have it."""
-  inputs: tuple
+  """One exported signature: its inputs (keys of INPUTS), outputs, and which models have it.
+
+  `inputs` is a tuple, or a function of the model (conditioning inputs vary by model).
+  """
+  inputs: object
   compute: Callable  # (model, **checked inputs, **options(config)) -> {output name: tensor [N, ...]}
   applies: Callable = lambda model: True
   options: Callable = lambda config: {}  # config (or None) -> keyword options fixed at export
   warmup_size: int = None  # crop the warmup images to this size (a costly signature)
 
 
+_autoencoder = lambda model: "code" in _conditioning(model)
+
 SIGNATURES = {
-    "sample": Signature(("seed",), _sample),
-    "log_prob": Signature(("images",), _log_prob),
+    "sample": Signature(lambda model: ("seed",) + _conditioning(model), _sample),
+    "log_prob": Signature(lambda model: ("images",) + _conditioning(model, from_data=True), _log_prob),
+    "encode": Signature(("images",), _encode, applies=_autoencoder),
+    "reconstruct": Signature(("images", "seed"), _reconstruct, applies=_autoencoder),
     # 12 x 12 warmup images keep the warmup replay at about a second.
     "inpaint": Signature(("images", "mask", "seed"), _inpaint,
                          applies=lambda model: hasattr(model, "ancestral"),
@@ -233,14 +311,20 @@ SIGNATURES = {
 }
 
 
+def input_names(model, signature):
+  """Returns the names of `signature`'s inputs for `model`, in order."""
+  return signature.inputs(model) if callable(signature.inputs) else signature.inputs
+
+
 def _function(model, name, signature, config=None):
   """Returns the tf.function of signature `name` for `model`, inputs named by INPUTS."""
-  specs = [INPUTS[k].spec(model) for k in signature.inputs]
-  specs = [tf.TensorSpec(spec.shape, spec.dtype, name=k) for spec, k in zip(specs, signature.inputs)]
+  names = input_names(model, signature)
+  specs = [INPUTS[k].spec(model) for k in names]
+  specs = [tf.TensorSpec(spec.shape, spec.dtype, name=k) for spec, k in zip(specs, names)]
   options = signature.options(config)
 
   def fn(*args):
-    checked = {k: INPUTS[k].check(model, name, x) for k, x in zip(signature.inputs, args)}
+    checked = {k: INPUTS[k].check(model, name, x) for k, x in zip(names, args)}
     return signature.compute(model, **checked, **options)
 
   fn.__name__ = name
@@ -308,7 +392,9 @@ def warmup_requests(model, signatures):
   Image inputs are the model's own samples, so they have the size it serves
   (cropped to the signature's `warmup_size` where it has one).
   """
-  images = signatures[DEFAULT_SIGNATURE](tf.constant(WARMUP_SEEDS))["images"].numpy()
+  default = SIGNATURES[DEFAULT_SIGNATURE]
+  feeds = [tf.constant(INPUTS[k].example(model, None)) for k in input_names(model, default)]
+  images = signatures[DEFAULT_SIGNATURE](*feeds)["images"].numpy()  # feeds need no images
   logs = []
   for name, signature in SIGNATURES.items():
     if name not in signatures:
@@ -316,7 +402,7 @@ def warmup_requests(model, signatures):
     request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=name))
     size = signature.warmup_size
     examples = images if size is None else images[:, :size, :size]
-    for key in signature.inputs:
+    for key in input_names(model, signature):
       value = INPUTS[key].example(model, examples)
       request.inputs[key].CopyFrom(tf.make_tensor_proto(value, dtype=INPUTS[key].spec(model).dtype))
     logs.append(prediction_log_pb2.PredictionLog(

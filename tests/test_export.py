@@ -48,16 +48,20 @@ np.savez(out_path, **results)
 """
 
 # Plain TF code: tf.saved_model.load and the signatures, loaded twice.
+# Conditioning inputs (label, code) travel in the inputs file as sample_cond_<name>
+# (rows of seeds_a / seeds_b) and images_cond_<name> (rows of images).
 LOAD_SCRIPT = """
+cond = lambda prefix: {k[len(prefix):]: tf.constant(v) for k, v in inputs.items() if k.startswith(prefix)}
 first, second = tf.saved_model.load(export_path), tf.saved_model.load(export_path)
-out = first.signatures["log_prob"](images=tf.constant(inputs["images"]))
+out = first.signatures["log_prob"](images=tf.constant(inputs["images"]), **cond("images_cond_"))
 results.update(log_prob=out["log_prob"].numpy(), bits_per_dim=out["bits_per_dim"].numpy())
-out = first.signatures["sample"](seed=tf.constant(inputs["seeds_a"]))
+out = first.signatures["sample"](seed=tf.constant(inputs["seeds_a"]), **cond("sample_cond_"))
 results.update(sample_a=out["images"].numpy(),
                png_a=np.stack([tf.io.decode_png(b).numpy() for b in out["png_bytes"]]))
 results["sample_a_second_load"] = second.signatures["serving_default"](
-    seed=tf.constant(inputs["seeds_a"]))["images"].numpy()
-results["sample_b"] = second.signatures["sample"](seed=tf.constant(inputs["seeds_b"]))["images"].numpy()
+    seed=tf.constant(inputs["seeds_a"]), **cond("sample_cond_"))["images"].numpy()
+results["sample_b"] = second.signatures["sample"](seed=tf.constant(inputs["seeds_b"]),
+                                                  **cond("sample_cond_"))["images"].numpy()
 """
 
 # What TF Serving's C++ does: load the `serve` meta graph into a Session, feed each
@@ -68,13 +72,15 @@ def run(sess, meta_graph, name, **feeds):
   fetches = {k: v.name for k, v in signature.outputs.items()}
   return sess.run(fetches, {signature.inputs[k].name: v for k, v in feeds.items()})
 
+cond = lambda prefix: {k[len(prefix):]: v for k, v in inputs.items() if k.startswith(prefix)}
 with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess:
   meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], export_path)
-  out = run(sess, meta_graph, "log_prob", images=inputs["images"])
+  out = run(sess, meta_graph, "log_prob", images=inputs["images"], **cond("images_cond_"))
   results.update(log_prob=out["log_prob"], bits_per_dim=out["bits_per_dim"])
-  out = run(sess, meta_graph, "serving_default", seed=inputs["seeds_a"])
+  out = run(sess, meta_graph, "serving_default", seed=inputs["seeds_a"], **cond("sample_cond_"))
   results["sample_a"], png_bytes = out["images"], out["png_bytes"]
-  results["sample_b"] = run(sess, meta_graph, "sample", seed=inputs["seeds_b"])["images"]
+  results["sample_b"] = run(sess, meta_graph, "sample", seed=inputs["seeds_b"],
+                            **cond("sample_cond_"))["images"]
 results["png_a"] = np.stack([tf.io.decode_png(b).numpy() for b in png_bytes])
 """
 
@@ -96,10 +102,15 @@ results["inpaint_changed"] = run(changed, mask, inputs["inpaint_seeds_a"])
 """
 
 
-def tiny_config(name="mcgsm"):
+def tiny_config(name="mcgsm", **model_overrides):
   """Returns model `name`'s "tiny" config: small enough to export in seconds."""
   config = importlib.import_module(f"configs.{name}").get_config("tiny")
   config.inpaint = dict(sweeps=2)  # the exported inpaint's options come from the config
+  # What the training loop adds from the data (models that need it read it): the test
+  # images' size, and 3 classes for class-conditional models.
+  config.data.image_shape = (8, 10, 1)
+  config.data.num_classes = 3
+  config.model.update(model_overrides)
   return config
 
 
@@ -139,16 +150,29 @@ class ToyDiscreteModel(tf.Module):
     return tf.reduce_sum(tf.ones_like(images, tf.float32), axis=[1, 2, 3]) * self.log_p
 
 
+# The auto-encoder's own signatures: the code of each image, and samples given it.
+AUTOENCODER_SCRIPT = """
+loaded = tf.saved_model.load(export_path)
+images = tf.constant(inputs["images"])
+results["code"] = loaded.signatures["encode"](images=images)["code"].numpy()
+seeds = tf.constant(inputs["inpaint_seeds_a"])  # one row per image
+results["reconstruct"] = loaded.signatures["reconstruct"](images=images, seed=seeds)["images"].numpy()
+results["sample_given_code"] = loaded.signatures["sample"](
+    seed=seeds, code=tf.constant(results["code"]))["images"].numpy()
+"""
+
+
 class ExportContract:
   """The export contract, checked for one model of the registry (MODEL)."""
 
   MODEL = None
+  OVERRIDES = {}  # config.model fields of this variant (e.g. a conditional PixelCNN)
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
     cls.tmp = tempfile.mkdtemp(prefix="genzoo-export-test-")
-    cls.config = tiny_config(cls.MODEL)
+    cls.config = tiny_config(cls.MODEL, **cls.OVERRIDES)
     cls.model = tiny_model(cls.config, cls.MODEL)
     cls.export_path = saved_model.export(cls.model, cls.config, os.path.join(cls.tmp, "export"))
     rng = np.random.RandomState(1)
@@ -159,6 +183,12 @@ class ExportContract:
     cls.inputs = {"images": images, "seeds_a": SEEDS_A, "seeds_b": SEEDS_B, "mask": mask,
                   "inpaint_seeds_a": np.array([[1, 2], [3, 4], [5, 6]], np.int64),
                   "inpaint_seeds_b": np.array([[1, 2], [7, 8], [9, 10]], np.int64)}
+    names = getattr(cls.model, "conditional_inputs", ())
+    if "label" in names:  # rows of seeds (2) and of images (3)
+      cls.inputs.update(sample_cond_label=np.array([2, 0], np.int32),
+                        images_cond_label=np.array([1, 2, 0], np.int32))
+    if "code" in names:
+      cls.inputs["sample_cond_code"] = rng.normal(size=[2, cls.model.code_size]).astype(np.float32)
     cls.inputs_path = os.path.join(cls.tmp, "inputs.npz")
     np.savez(cls.inputs_path, **cls.inputs)
     cls._fresh = {}
@@ -181,10 +211,15 @@ class ExportContract:
       self._fresh[script] = dict(np.load(out))
     return self._fresh[script]
 
+  def cond(self, prefix):
+    """Returns the conditioning inputs stored under `prefix` (sample_cond_ / images_cond_)."""
+    return {k[len(prefix):]: v for k, v in self.inputs.items() if k.startswith(prefix)}
+
   def in_process(self):
     """Returns the values the Keras model itself computes on the test inputs."""
-    return {"log_prob": self.model.log_prob(self.inputs["images"]).numpy(),
-            "sample_a": tf.function(self.model.sample)(self.inputs["seeds_a"]).numpy()}
+    sample = tf.function(self.model.sample)
+    return {"log_prob": self.model.log_prob(self.inputs["images"], **self.cond("images_cond_")).numpy(),
+            "sample_a": sample(self.inputs["seeds_a"], **self.cond("sample_cond_")).numpy()}
 
   # -- loading without the zoo ----------------------------------------------------------
 
@@ -192,12 +227,11 @@ class ExportContract:
     expected = self.in_process()
     self.assertAllClose(results["log_prob"], expected["log_prob"], rtol=1e-5, atol=0)
     dims = np.prod(self.inputs["images"].shape[1:])
+    bits = -expected["log_prob"] / (dims * np.log(2))  # a continuous density adds the bin width
     self.assertAllClose(results["bits_per_dim"],
-                        -expected["log_prob"] / (dims * np.log(2)) + np.log2(self.model.levels),
-                        rtol=1e-5)
+                        bits + (np.log2(self.model.levels) if self.model.continuous else 0.0), rtol=1e-5)
     self.assertEqual(results["sample_a"].dtype, np.uint8)
-    size = self.config.sample.size
-    self.assertEqual(results["sample_a"].shape, (2, size, size, self.model.channels))
+    self.assertEqual(results["sample_a"].shape, (2, *self.sample_size(), self.model.channels))
     self.assertAllEqual(results["sample_a"], expected["sample_a"])
     self.assertAllEqual(results["png_a"], results["sample_a"])
     self.assertAllEqual(results["sample_b"][0], results["sample_a"][0])
@@ -229,6 +263,43 @@ class ExportContract:
     self.assertAllEqual(results["inpaint_changed"][0], out[0])  # another row's image changed
     self.assertAllEqual(results["inpaint_changed"][2], images[2])
 
+  def sample_size(self):
+    """Returns (H, W) of the model's samples."""
+    if hasattr(self.model, "sample_size"):  # MCGSM, RIDE: square samples of config.sample.size
+      return (self.model.sample_size,) * 2
+    return (self.model.height, self.model.width)
+
+  def test_encode_and_reconstruct_without_zoo_match_the_model(self):
+    if "encode" not in self.signatures():
+      self.skipTest(f"{self.MODEL} {self.OVERRIDES} is not an auto-encoder")
+    results = self.fresh(AUTOENCODER_SCRIPT)
+    images = self.inputs["images"]
+    self.assertAllClose(results["code"], self.model.encode(images).numpy(), rtol=1e-5, atol=1e-6)
+    self.assertEqual(results["code"].shape, (len(images), self.model.code_size))
+    # reconstruct(images, seed) = sample(seed, code=encode(images)), row by row.
+    self.assertAllEqual(results["reconstruct"], results["sample_given_code"])
+    self.assertEqual(results["reconstruct"].shape, images.shape)
+
+  def test_bad_conditioning_fails_with_clear_invalid_argument(self):
+    names = getattr(self.model, "conditional_inputs", ())
+    if not names:
+      self.skipTest(f"{self.MODEL} {self.OVERRIDES} has no conditioning inputs")
+    sample = tf.saved_model.load(self.export_path).signatures["sample"]
+    seeds = tf.zeros([2, 2], tf.int64)
+    if "label" in names:
+      cases = [("label 3 of 3 classes", dict(label=tf.constant([0, 3], tf.int32)),
+                r"sample: `label` must be int32 \[N\], one class in \[0, 3\).*got min and max\] \[0\] \[3\]"),
+               ("one label for two seeds", dict(label=tf.constant([1], tf.int32)),
+                r"sample: `label` must have one row per `seed` row")]
+    else:
+      m = self.model.code_size
+      cases = [("wrong code size", dict(code=tf.zeros([2, m + 1])), r"sample: `code` must be float32 \[N, %d\].*wrong code size" % m),
+               ("NaN code", dict(code=tf.fill([2, m], float("nan"))), r"got a NaN or infinity")]
+    for what, feeds, message in cases:
+      with self.subTest(what):
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
+          sample(seed=seeds, **feeds)
+
   def signatures(self):
     """Returns the names of the signatures the export of MODEL has."""
     return {name for name, s in saved_model.SIGNATURES.items() if s.applies(self.model)}
@@ -246,9 +317,10 @@ class ExportContract:
                 for r in records}
     self.assertEqual(set(requests), self.signatures())
     self.assertEqual(tf.make_ndarray(requests["sample"].inputs["seed"]).shape, (2, 2))
-    self.assertEqual(tf.make_ndarray(requests["log_prob"].inputs["images"]).shape, (2, 8, 8, 1))
+    shape = (2, *self.sample_size(), 1)
+    self.assertEqual(tf.make_ndarray(requests["log_prob"].inputs["images"]).shape, shape)
     outputs = saved_model.replay_warmup(self.export_path)
-    self.assertEqual(outputs["sample"]["images"].shape, (2, 8, 8, 1))
+    self.assertEqual(outputs["sample"]["images"].shape, shape)
     self.assertEqual(outputs["log_prob"]["log_prob"].shape, (2,))
     if "inpaint" in requests:
       mask = tf.make_ndarray(requests["inpaint"].inputs["mask"])
@@ -404,10 +476,15 @@ class ExportTest(ExportContract, tf.test.TestCase):
 
 # One contract test class per other model of the registry: a new model is checked the
 # day it is added.
+# Models with conditioning inputs are also checked in their conditional variants.
+VARIANTS = {"pixelcnn": {"Class": dict(conditional="class", spatial=True),
+                         "Autoencoder": dict(conditional="autoencoder")}}
 for _name in zoo.NAMES:
-  if _name != ExportTest.MODEL:
-    globals()[f"{_name.title()}ExportContractTest"] = type(
-        f"{_name.title()}ExportContractTest", (ExportContract, tf.test.TestCase), {"MODEL": _name})
+  for _variant, _overrides in [("", {}), *VARIANTS.get(_name, {}).items()]:
+    if (_name, _variant) != (ExportTest.MODEL, ""):
+      _class = f"{_name.title()}{_variant}ExportContractTest"
+      globals()[_class] = type(_class, (ExportContract, tf.test.TestCase),
+                               {"MODEL": _name, "OVERRIDES": _overrides})
 
 
 if __name__ == "__main__":

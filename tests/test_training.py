@@ -1,5 +1,6 @@
 """The training loop and the command: strategies agree, runs resume, bad input is refused."""
 import json
+import importlib
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import time
 import ml_collections
 import numpy as np
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from configs import mcgsm as mcgsm_config
 from training import loop
@@ -46,29 +48,46 @@ def last_line(text):
 
 class StrategyTest(tf.test.TestCase):
 
-  def test_two_replicas_match_one_replica(self):
-    config = tiny_config()
-    rng = np.random.default_rng(0)
-    batches = [(tf.constant(rng.integers(0, 256, [8, 8, 8, 1]), tf.uint8),
-                tf.constant(rng.integers(0, 2**40, [8, 2]), tf.int64)) for _ in range(2)]
+  mirrored = None  # one MirroredStrategy per process, as in training: two in one process
+                   # can hand out clashing collective instance keys
+
+  def check_two_replicas_match_one(self, model_name, config, batches):
+    if StrategyTest.mirrored is None:
+      StrategyTest.mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     results = {}
-    for name, strategy in (("default", tf.distribute.get_strategy()),
-                           ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-      model, optimizer, _ = loop.build("mcgsm", config, strategy)
-      model.initialize(batches[0][0])
+    for name, strategy in (("default", tf.distribute.get_strategy()), ("mirrored", self.mirrored)):
+      model, optimizer, _ = loop.build(model_name, config, strategy)
+      if hasattr(model, "initialize"):
+        model.initialize(batches[0]["images"])
       step = loop.make_train_step(model, optimizer, strategy, global_batch_size=8)
-      ds = tf.data.Dataset.from_tensor_slices(
-          (tf.stack([b[0] for b in batches]), tf.stack([b[1] for b in batches])))
+      ds = tf.data.Dataset.from_tensor_slices({k: tf.stack([b[k] for b in batches]) for k in batches[0]})
       losses = [float(step(batch)) for batch in strategy.experimental_distribute_dataset(ds)]
       results[name] = (losses, [v.numpy() for v in model.trainable_variables], strategy)
     self.assertEqual(results["mirrored"][2].num_replicas_in_sync, 2)
     self.assertAllClose(results["default"][0], results["mirrored"][0], rtol=1e-5)
-    initial = loop.build("mcgsm", config)[0].trainable_variables
-    for v0, a, b in zip(initial, results["default"][1], results["mirrored"][1]):
+    tf.keras.utils.set_random_seed(0)
+    initial = loop.build(model_name, config)[0].trainable_variables
+    for a, b in zip(results["default"][1], results["mirrored"][1]):
       self.assertAllClose(a, b, rtol=1e-4, atol=1e-6)
     # The step moved the parameters, so the comparison above is not vacuous.
     self.assertTrue(any(np.abs(a - v0.numpy()).max() > 1e-4
                         for v0, a in zip(initial, results["default"][1])))
+
+  def test_two_replicas_match_one_replica(self):
+    rng = np.random.default_rng(0)
+    batches = [{"images": tf.constant(rng.integers(0, 256, [8, 8, 8, 1]), tf.uint8),
+                "seeds": tf.constant(rng.integers(0, 2**40, [8, 2]), tf.int64)} for _ in range(2)]
+    self.check_two_replicas_match_one("mcgsm", tiny_config(), batches)
+
+  def test_two_replicas_match_one_replica_with_labels(self):
+    config = importlib.import_module("configs.pixelcnn").get_config("tiny")
+    config.data.image_shape, config.data.num_classes = (6, 6, 3), 4
+    config.model.conditional = "class"
+    rng = np.random.default_rng(0)
+    batches = [{"images": tf.constant(rng.integers(0, 256, [8, 6, 6, 3]), tf.uint8),
+                "seeds": tf.constant(rng.integers(0, 2**40, [8, 2]), tf.int64),
+                "label": tf.constant(rng.integers(0, 4, [8]), tf.int32)} for _ in range(2)]
+    self.check_two_replicas_match_one("pixelcnn", config, batches)
 
 
 class CommandTest(tf.test.TestCase):
@@ -132,6 +151,11 @@ class CommandTest(tf.test.TestCase):
                                 "--config.train.nope=1"], "nope"),
         "bad config value": (["--model=mcgsm", "--data=deadleaves", f"--workdir={workdir}",
                               "--config.train.steps=many"], "steps"),
+        "levels not dividing 256": (["--model=pixelcnn", "--data=digits", f"--workdir={workdir}",
+                                     "--config.model.levels=3"], "must divide 256"),
+        "class-conditional on unlabelled data": (
+            ["--model=pixelcnn", "--data=deadleaves", f"--workdir={workdir}",
+             "--config.model.conditional=class"], "labelled dataset"),
         "workdir is a file": (["--model=mcgsm", "--data=deadleaves", f"--workdir={a_file}"], "a_file"),
         "workdir under a file": (["--model=mcgsm", "--data=deadleaves",
                                   f"--workdir={a_file}/run"], "writable"),
@@ -145,6 +169,41 @@ class CommandTest(tf.test.TestCase):
         self.assertFalse(os.path.exists(workdir))
     with open(a_file) as f:
       self.assertEqual(f.read(), "keep me")
+
+
+class PixelCNNTrainingTest(tf.test.TestCase):
+  """The PixelCNN through the one loop: labels, requantised levels, samples, export."""
+
+  def train(self, data_name, **model):
+    config = importlib.import_module("configs.pixelcnn").get_config("tiny")
+    config.model.update(model)
+    config.train.update(steps=30, learning_rate=1e-2)
+    workdir = os.path.join(self.get_temp_dir(), f"{data_name}-{len(os.listdir(self.get_temp_dir()))}")
+    metrics = loop.train("pixelcnn", data_name, config, workdir, tf.distribute.get_strategy())
+    return metrics, workdir
+
+  def test_class_conditional_pixelcnn_learns_digits_and_exports_a_label_input(self):
+    metrics, workdir = self.train("digits", conditional="class")
+    # 30 steps take the 256-way softmax well below uniform (8 bits/dim): the 8x8 digits
+    # use 17 grey levels, mostly 0.
+    self.assertLess(metrics["bits_per_dim"], 6.0)
+    self.assertEqual(metrics["test_patches"], 16)  # the tiny config's eval.max_patches
+    loaded = tf.saved_model.load(metrics["export"])
+    out = loaded.signatures["sample"](seed=tf.constant([[0, 1], [0, 2]], tf.int64),
+                                      label=tf.constant([3, 7], tf.int32))
+    self.assertEqual(out["images"].shape, (2, 8, 8, 1))
+    png = tf.io.decode_png(tf.io.read_file(os.path.join(workdir, "samples.png"))).numpy()
+    self.assertEqual(png.shape, (8 + 2, 2 * 8 + 3, 1))  # 2 samples side by side, 1px gaps
+
+  def test_binarised_mnist_under_mock_data(self):
+    with tfds.testing.mock_data(num_examples=20):
+      metrics, _ = self.train("mnist", levels=2, conditional="autoencoder")
+    self.assertLess(metrics["bits_per_dim"], 1.0)  # a coin per pixel would be 1 bit/dim
+    loaded = tf.saved_model.load(metrics["export"])
+    images = tf.zeros([2, 28, 28, 1], tf.uint8)
+    code = loaded.signatures["encode"](images=images)["code"]
+    samples = loaded.signatures["sample"](seed=tf.constant([[0, 1], [0, 2]], tf.int64), code=code)
+    self.assertTrue(set(np.unique(samples["images"].numpy())) <= {0, 1})
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ Names (`DATASETS`, plus "tfds:<name>" for any TFDS dataset with an image feature
   (`training.datasets.bsds300`); needs BSDS300-images.tgz downloaded or in
   <data_dir>/downloads/manual/. Train on patches (patch_size); the uniform-noise
   dequantisation of RIDE's protocol is the model's business.
+* digits: scikit-learn's 1,797 8x8 handwritten digits with labels (0..16 counts scaled to
+  0..255), 1,497 train / 300 test (`training.datasets.digits`, built on first use in about
+  a second, no download).
 * mnist, fashion_mnist (28x28x1), cifar10 (32x32x3): `tfds` builders; they need a download
   (`tfds build mnist --data_dir=DIR` on a machine with internet) or a prepared data_dir.
 * celeb_a: the aligned faces, centre-cropped to 108x108 (rows 55..162, columns 35..142 of
@@ -21,6 +24,10 @@ Names (`DATASETS`, plus "tfds:<name>" for any TFDS dataset with an image feature
   report 64x64 CelebA) and resized to 64x64x3 with antialiased bilinear filtering.
   TFDS needs the files placed by hand (manual_dir) because Google Drive blocks scripts.
 * tfds:<name>[/<config>][:<version>]: the first image feature of any TFDS dataset, as stored.
+
+Labels: datasets with a `label` ClassLabel feature (digits, mnist, fashion_mnist, cifar10,
+and any tfds:<name> that has one) yield (image, label) pairs where asked (`labels=True`),
+for class-conditional models; `num_classes` says how many.
 
 Training batches are a pure function of (seed, step) when the split fits in memory
 (< 1 GiB as uint8, true for all offline sets), so a resumed run sees exactly the batches an
@@ -33,9 +40,11 @@ import tensorflow_datasets as tfds
 
 from training.datasets import bsds300
 from training.datasets import deadleaves
+from training.datasets import digits
 from training.datasets import textures
 
-DATASETS = ("deadleaves", "textures", "bsds300", "mnist", "fashion_mnist", "cifar10", "celeb_a")
+DATASETS = ("deadleaves", "textures", "bsds300", "digits", "mnist", "fashion_mnist", "cifar10",
+            "celeb_a")
 _TFDS_PREFIX = "tfds:"
 _TEXTURES_PREFIX = "textures/"
 _VALID_TEXTURES = ", ".join(textures.TEXTURES)
@@ -109,6 +118,8 @@ def _builder(name, data_dir):
     return deadleaves.Deadleaves(data_dir=data_dir)
   if name == "bsds300":
     return bsds300.Bsds300(data_dir=data_dir)
+  if name == "digits":
+    return digits.Digits(data_dir=data_dir)
   if name == "textures" or name.startswith(_TEXTURES_PREFIX):
     texture = name[len(_TEXTURES_PREFIX):] or textures.TEXTURES[0]
     return textures.Textures(config=texture, data_dir=data_dir)
@@ -127,6 +138,23 @@ def _image_key(builder, name):
     raise DataError(f"dataset {name!r} has no image feature (features: "
                     f"{', '.join(features.keys())}); valid: {_VALID}")
   return "image" if "image" in keys else keys[0]
+
+
+def num_classes(name, data_dir=None):
+  """Returns the number of classes of the dataset's `label` feature, 0 if it has none.
+
+  Reads the builder's code or metadata only; nothing is downloaded or built.
+  """
+  features = _builder(name, data_dir).info.features
+  feature = features["label"] if "label" in features.keys() else None
+  return feature.num_classes if isinstance(feature, tfds.features.ClassLabel) else 0
+
+
+def _check_labels(name, data_dir):
+  """Raises DataError unless dataset `name` has a `label` ClassLabel feature."""
+  if not num_classes(name, data_dir):
+    raise DataError(f"dataset {name!r} has no class labels; labelled datasets: digits, mnist, "
+                    "fashion_mnist, cifar10 (or a tfds:<name> with a `label` feature)")
 
 
 def _split(builder, name, split):
@@ -167,16 +195,22 @@ def _celeb_a_64(image):
   return tf.cast(tf.clip_by_value(tf.round(face), 0, 255), tf.uint8)
 
 
-def load_images(name, split, data_dir=None):
-  """Returns a dataset of uint8 [H, W, C] images of `split` in a fixed order, labels dropped.
+def load_images(name, split, data_dir=None, labels=False):
+  """Returns a dataset of uint8 [H, W, C] images of `split` in a fixed order, or with
+  `labels` of (image, int64 label) pairs.
 
-  Builds deadleaves on first use; other sets must be downloadable or already prepared.
+  Builds the generated and bundled sets on first use; other sets must be downloadable or
+  already prepared. DataError if `labels` and the dataset has none.
   """
+  if labels:
+    _check_labels(name, data_dir)
   builder = _builder(name, data_dir)
   key = _image_key(builder, name)
   _prepare(builder, name)  # first: split names and sizes are known only once prepared
   split = _split(builder, name, split)
   ds = builder.as_dataset(split=split, shuffle_files=False)
+  if labels:
+    return ds.map(lambda example: (example[key], example["label"]), num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.map(lambda example: example[key], num_parallel_calls=tf.data.AUTOTUNE)
   if name == "celeb_a":
     ds = ds.map(_celeb_a_64, num_parallel_calls=tf.data.AUTOTUNE)
@@ -192,6 +226,13 @@ def image_shape(name, data_dir=None):
     return (_CELEB_A_SIZE, _CELEB_A_SIZE, 3)
   builder = _builder(name, data_dir)
   return tuple(builder.info.features[_image_key(builder, name)].shape)
+
+
+def _labels_in_memory(name, split, data_dir):
+  """Returns int64 [N]: the labels of `split`, in `load_images` order."""
+  chunks = [labels for _, labels in load_images(name, split, data_dir, labels=True)
+            .batch(4096).as_numpy_iterator()]
+  return np.concatenate(chunks).astype(np.int64)
 
 
 def _in_memory(name, split, data_dir):
@@ -271,8 +312,9 @@ def _crop_and_flip(images, key, patch, flips, sizes=None):
 
 
 def train_batches(name, *, patch_size, global_batch_size, seed, start_step=0, flips=True,
-                  data_dir=None):
-  """Returns an endless dataset of uint8 [global_batch_size, P, P, C] training batches.
+                  data_dir=None, labels=False):
+  """Returns an endless dataset of uint8 [global_batch_size, P, P, C] training batches, or
+  with `labels` of (batch, int64 [global_batch_size] labels of its images).
 
   P = patch_size, or the full image when patch_size is None or 0 (datasets whose images
   vary in size, like bsds300, need a patch_size no larger than their smallest side). When
@@ -287,7 +329,11 @@ def train_batches(name, *, patch_size, global_batch_size, seed, start_step=0, fl
     flips: random flips that leave the dataset's distribution unchanged: left/right and
       up/down for deadleaves and bsds300, left/right for cifar10 and celeb_a, none for the
       others (textures included).
+    labels: also yield each image's class label (DataError if the dataset has none). The
+      images are exactly those of labels=False.
   """
+  if labels:
+    _check_labels(name, data_dir)
   height, width, channels = image_shape(name, data_dir)
   patch = patch_size or None
   largest = min((d for d in (height, width) if d), default=None)  # None: sizes vary
@@ -310,6 +356,7 @@ def train_batches(name, *, patch_size, global_batch_size, seed, start_step=0, fl
     with tf.device("/cpu:0"):  # tf.data runs on the host; keep the captured copy there
       images = tf.constant(images)  # [N, H, W, C]
       sizes = tf.constant(sizes) if ragged else None  # [N, 2]
+      classes = tf.constant(_labels_in_memory(name, "train", data_dir)) if labels else None  # [N]
     count = tf.shape(images, out_type=tf.int64)[0]
 
     def batch_at(step):
@@ -318,29 +365,36 @@ def train_batches(name, *, patch_size, global_batch_size, seed, start_step=0, fl
       index = tf.random.stateless_uniform([global_batch_size], pick_key, 0, count, dtype=tf.int64)
       batch = _crop_and_flip(tf.gather(images, index), crop_key, patch, flip_axes,
                              None if sizes is None else tf.gather(sizes, index))
-      return tf.ensure_shape(batch, out_shape)
+      batch = tf.ensure_shape(batch, out_shape)
+      return (batch, tf.gather(classes, index)) if labels else batch
 
     ds = tf.data.Dataset.counter(start_step).map(batch_at, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
   # Streaming: crop each image on its own (sizes may vary), keyed by its position.
-  ds = load_images(name, "train", data_dir).shuffle(_SHUFFLE_BUFFER, seed=stream_seed).repeat()
+  ds = load_images(name, "train", data_dir, labels=labels)
+  ds = ds.shuffle(_SHUFFLE_BUFFER, seed=stream_seed).repeat()
 
-  def crop_one(i, image):
-    return _crop_and_flip(image[None], tf.stack([seed, i]), patch, flip_axes)[0]
+  def crop_one(i, example):  # example: an image, or (image, label)
+    image = example[0] if labels else example
+    image = _crop_and_flip(image[None], tf.stack([seed, i]), patch, flip_axes)[0]
+    return (image, example[1]) if labels else image
 
   ds = ds.enumerate(start_step * global_batch_size).map(crop_one, num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.batch(global_batch_size, drop_remainder=True)
+  if labels:
+    return ds.map(lambda b, l: (tf.ensure_shape(b, out_shape), l)).prefetch(tf.data.AUTOTUNE)
   return ds.map(lambda b: tf.ensure_shape(b, out_shape)).prefetch(tf.data.AUTOTUNE)
 
 
-def eval_patches(name, *, patch_size=64, split="test", data_dir=None):
-  """Returns a dataset of uint8 [P, P, C] non-overlapping patches of every `split` image.
+def eval_patches(name, *, patch_size=64, split="test", data_dir=None, labels=False):
+  """Returns a dataset of uint8 [P, P, C] non-overlapping patches of every `split` image,
+  or with `labels` of (patch, int64 label of its image) pairs.
 
   Patches come image by image, row-major within an image; right and bottom remainders
   narrower than P are dropped. patch_size None or 0 yields the whole images.
   """
-  ds = load_images(name, split, data_dir)
+  ds = load_images(name, split, data_dir, labels=labels)
   if not patch_size:
     return ds
   p, channels = patch_size, image_shape(name, data_dir)[2]
@@ -352,4 +406,9 @@ def eval_patches(name, *, patch_size=64, split="test", data_dir=None):
     image = tf.transpose(image, [0, 2, 1, 3, 4])  # [rows, cols, P, P, C]
     return tf.reshape(image, [rows * cols, p, p, channels])
 
+  if labels:
+    def cut_labelled(image, label):
+      patches = cut(image)
+      return patches, tf.fill(tf.shape(patches)[:1], label)  # [K, P, P, C], [K]
+    return ds.map(cut_labelled, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
   return ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE).unbatch()

@@ -159,14 +159,47 @@ def stages(config):
   return out
 
 
-def train_dataset(config, data_name, start_step, patch_size, data_dir=None):
-  """Returns a dataset of (uint8 images [GB, P, P, C], int64 seeds [GB, 2]) from `start_step`."""
+def requantize(images, levels):
+  """Returns uint8 images with values in [0, levels): u // (256 / levels) (levels divides 256).
+
+  levels=2 thresholds at 128: the binarised MNIST of the PixelCNN literature.
+  """
+  if levels == 256:
+    return images
+  return images // tf.constant(256 // levels, tf.uint8)
+
+
+class ConfigError(ValueError):
+  """The config asks for something the model or data cannot do; the message is one line."""
+
+
+def check_levels(config):
+  """Raises ConfigError unless config.model.levels (if any) divides 256."""
+  levels = config.model.get("levels", 256)
+  if not isinstance(levels, int) or levels < 2 or 256 % levels:
+    raise ConfigError(f"config.model.levels={levels!r} must divide 256: 2, 4, 8, 16, 32, 64, 128 or 256")
+
+
+def conditioning(model):
+  """Returns the names of the conditioning inputs that come with the data (e.g. label)."""
+  return tuple(k for k in getattr(model, "conditional_inputs", ()) if k == "label")
+
+
+def train_dataset(config, data_name, start_step, patch_size, data_dir=None, labels=False):
+  """Returns a dataset of dicts from `start_step`: images uint8 [GB, P, P, C], seeds int64
+  [GB, 2] and, with `labels`, label int32 [GB]. Images are requantised to config.model.levels."""
   gb = config.train.batch_size
-  images = data_lib.train_batches(
-      data_name, patch_size=patch_size, global_batch_size=gb,
-      seed=config.train.seed, start_step=start_step, flips=config.data.flips, data_dir=data_dir)
+  batches = data_lib.train_batches(
+      data_name, patch_size=patch_size, global_batch_size=gb, seed=config.train.seed,
+      start_step=start_step, flips=config.data.flips, data_dir=data_dir, labels=labels)
+  levels = config.model.get("levels", 256)
+  if labels:
+    batches = batches.map(lambda images, label: {"images": requantize(images, levels),
+                                                 "label": tf.cast(label, tf.int32)})
+  else:
+    batches = batches.map(lambda images: {"images": requantize(images, levels)})
   seeds = _step_seeds(config.train.seed + 1, tf.data.Dataset.range(start_step, 2**62), gb)
-  ds = tf.data.Dataset.zip((images, seeds))
+  ds = tf.data.Dataset.zip((batches, seeds)).map(lambda batch, seeds: {**batch, "seeds": seeds})
   options = tf.data.Options()
   options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
   return ds.with_options(options)
@@ -182,24 +215,25 @@ def make_train_step(model, optimizer, strategy, global_batch_size, part=None, ji
   options = {} if part is None else {"part": part}
   variables = model.trainable_for(part) if part is not None else model.trainable_variables
 
-  def gradients(images, seeds):
+  def gradients(batch):
+    cond = {k: v for k, v in batch.items() if k not in ("images", "seeds")}  # e.g. label
     with tf.GradientTape() as tape:
-      per_example, _ = model.train_loss(images, seeds, **options)
+      per_example, _ = model.train_loss(batch["images"], batch["seeds"], **cond, **options)
       loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
     return loss, tape.gradient(loss, variables)
 
   if jit:
     gradients = tf.function(gradients, jit_compile=True)
 
-  def replica_step(images, seeds):
-    loss, grads = gradients(images, seeds)
+  def replica_step(batch):
+    loss, grads = gradients(batch)
     optimizer.apply_gradients(zip(grads, variables))
     return loss
 
   @tf.function
   def step(batch):
-    images, seeds = batch
-    losses = strategy.run(replica_step, args=(images, seeds))
+    """batch: a (distributed) dict of images, seeds and any conditioning (label)."""
+    losses = strategy.run(replica_step, args=(batch,))
     return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
   return step
@@ -207,14 +241,21 @@ def make_train_step(model, optimizer, strategy, global_batch_size, part=None, ji
 
 def evaluate(model, module, config, data_name, data_dir=None):
   """Returns {metric: value, ...} on the held-out patches, in the paper's units."""
-  patches = data_lib.eval_patches(data_name, patch_size=config.eval.patch_size, data_dir=data_dir)
+  labels = "label" in conditioning(model)
+  patches = data_lib.eval_patches(data_name, patch_size=config.eval.patch_size, data_dir=data_dir,
+                                  labels=labels)
+  levels = config.model.get("levels", 256)
+  if labels:
+    patches = patches.map(lambda image, label: (requantize(image, levels), tf.cast(label, tf.int32)))
+  else:
+    patches = patches.map(lambda image: (requantize(image, levels),))
   patches = patches.take(config.eval.max_patches).batch(config.eval.batch_size)
   terms = tf.function(model.eval_terms)
   nats, dims, count = 0.0, 0.0, 0
-  for i, batch in enumerate(patches):
+  for i, (batch, *label) in enumerate(patches):
     seeds = tf.random.stateless_uniform([tf.shape(batch)[0], 2], [config.eval.seed, i],
                                         minval=0, maxval=2**62, dtype=tf.int64)
-    n, d = terms(batch, seeds)
+    n, d = terms(batch, seeds, **({"label": label[0]} if label else {}))
     nats, dims, count = nats + float(tf.reduce_sum(n)), dims + float(tf.reduce_sum(d)), count + len(n)
   to_units, _ = units.METRICS[module.METRIC]
   metrics = {module.METRIC: float(to_units(nats, dims)), "test_patches": count,
@@ -231,7 +272,7 @@ def _evaluate_ensemble(model, module, config, patches, members):
   ensemble = tf.function(lambda x, s: model.ensemble_terms(x, s, members))
   single = tf.function(lambda x, s: model.ensemble_terms(x, s, 1))
   sums = np.zeros(3)  # ensemble nats, single nats, pixels
-  for i, batch in enumerate(patches):
+  for i, (batch,) in enumerate(patches):  # models with ensembles take no label
     seeds = tf.random.stateless_uniform([tf.shape(batch)[0], 2], [config.eval.seed, i],
                                         minval=0, maxval=2**62, dtype=tf.int64)
     (n_ens, d), (n_one, _) = ensemble(batch, seeds), single(batch, seeds)
@@ -244,7 +285,8 @@ def _finetune(model, config, data_name, stage, data_dir, writer):
   """L-BFGS on the MCGSM after a stage (RIDE section 3), on batches keyed by the stage end."""
   batches = list(train_dataset(config, data_name, stage["end"], stage["patch_size"], data_dir)
                  .take(config.train.init_batches))
-  images, seeds = [tf.concat(parts, 0) for parts in zip(*batches)]
+  images = tf.concat([b["images"] for b in batches], 0)
+  seeds = tf.concat([b["seeds"] for b in batches], 0)
   options = {} if stage["part"] is None else {"part": stage["part"]}
   before, after = tf.function(lambda x, s: model.finetune_mcgsm(
       x, s, config.train.lbfgs_iterations, **options))(images, seeds)
@@ -257,16 +299,35 @@ def _finetune(model, config, data_name, stage, data_dir, writer):
 _SAMPLERS = weakref.WeakKeyDictionary()  # model -> its traced `sample`
 
 
-def sample_grid(model, config, writer=None, step=0):
+def sample_conditioning(model, config, data_name=None, data_dir=None):
+  """Returns the conditioning of the sample grid's config.sample.num samples: {} for an
+  unconditional model, label k % num_classes for sample k of a class-conditional one,
+  and for an auto-encoder the codes of the first test images (from `data_name`)."""
+  names, num = getattr(model, "conditional_inputs", ()), config.sample.num
+  if "label" in names:
+    return {"label": tf.range(num, dtype=tf.int32) % model.num_classes}
+  if "code" in names:
+    if data_name is None:
+      raise ValueError("an auto-encoder's samples need test images to encode: pass data_name")
+    images = next(iter(data_lib.eval_patches(data_name, patch_size=config.eval.patch_size,
+                                             data_dir=data_dir).batch(num)))
+    images = requantize(images, config.model.get("levels", 256))
+    reps = -(-num // int(images.shape[0]))
+    return {"code": tf.repeat(model.encode(images), reps, axis=0)[:num]}
+  return {}
+
+
+def sample_grid(model, config, writer=None, step=0, cond=None):
   """Returns uint8 [H', W', C]: a grid of config.sample.num samples, seeds (sample.seed, k).
 
-  Also writes it to TensorBoard when a summary `writer` is given.
+  `cond` is the conditioning (`sample_conditioning`); also writes the grid to
+  TensorBoard when a summary `writer` is given.
   """
   if model not in _SAMPLERS:  # trace the sampler once per model
     _SAMPLERS[model] = tf.function(model.sample)
   seeds = tf.stack([tf.fill([config.sample.num], config.sample.seed),
                     tf.range(config.sample.num)], axis=1)
-  samples = _SAMPLERS[model](tf.cast(seeds, tf.int64))
+  samples = _SAMPLERS[model](tf.cast(seeds, tf.int64), **(cond or {}))
   grid = images_lib.grid(samples.numpy())
   if writer is not None:
     with writer.as_default():
@@ -278,6 +339,14 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
   """Trains (or resumes) a run in `workdir`; returns the final metrics dict."""
   module = zoo.get(model_name)
   data_name = data_lib.resolve(data_name, config.data)  # e.g. textures -> textures/brick
+  check_levels(config)
+  with config.unlocked():  # what models need to know of the data, saved with the config
+    config.data.image_shape = data_lib.image_shape(data_name, data_dir)
+    config.data.num_classes = data_lib.num_classes(data_name, data_dir)
+  try:  # before anything is written: a config the model rejects leaves the workdir as it was
+    model, optimizer, checkpoint = build(model_name, config, strategy)
+  except ValueError as e:
+    raise ConfigError(" ".join(str(e).split())) from e
   chief = is_chief(strategy)
   # Only the chief writes into the workdir; other workers write to a scratch dir.
   write_dir = workdir if chief else tempfile.mkdtemp(prefix="genzoo-worker-")
@@ -287,7 +356,6 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
     with open(os.path.join(write_dir, name), "w") as f:
       json.dump(payload, f, indent=2)
 
-  model, optimizer, checkpoint = build(model_name, config, strategy)
   manager = tf.train.CheckpointManager(
       checkpoint, os.path.join(write_dir, "checkpoints"), max_to_keep=3)
   start = 0
@@ -297,9 +365,11 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
     print(f"resuming from {manager.latest_checkpoint} at step {start}")
 
   plan = stages(config)
+  labels = "label" in conditioning(model)
   if start == 0 and hasattr(model, "initialize"):
     first = train_dataset(config, data_name, 0, plan[0]["patch_size"], data_dir)
-    model.initialize(tf.concat([images for images, _ in first.take(config.train.init_batches)], 0))
+    model.initialize(tf.concat([b["images"] for b in first.take(config.train.init_batches)], 0))
+  cond = sample_conditioning(model, config, data_name, data_dir) if chief else {}
   writer = tf.summary.create_file_writer(os.path.join(write_dir, "tensorboard"))
   total = config.train.steps
   progress = Progress(total, start)
@@ -308,7 +378,7 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
     if stage["end"] <= step:
       continue
     # Each stage has its own patch size, so its own input pipeline and traced step.
-    ds = train_dataset(config, data_name, step, stage["patch_size"], data_dir)
+    ds = train_dataset(config, data_name, step, stage["patch_size"], data_dir, labels)
     iterator = iter(strategy.experimental_distribute_dataset(ds))
     step_fn = make_train_step(model, optimizer, strategy, config.train.batch_size,
                               stage["part"], config.train.get("jit", False))
@@ -332,7 +402,7 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
       if step % config.train.checkpoint_every == 0 or step == total:
         manager.save(checkpoint_number=step)
       if chief and step % config.train.get("sample_every", config.train.checkpoint_every) == 0:
-        sample_grid(model, config, writer, step)
+        sample_grid(model, config, writer, step, cond)
     if config.train.get("lbfgs_iterations", 0) and hasattr(model, "finetune_mcgsm"):
       _finetune(model, config, data_name, stage, data_dir, writer)
   progress.close()
@@ -341,7 +411,7 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
   metrics = evaluate(model, module, config, data_name, data_dir)
   metrics.update(steps=int(optimizer.iterations.numpy()), final_train_loss=loss)
   if chief:
-    images_lib.write_png(os.path.join(workdir, "samples.png"), sample_grid(model, config))
+    images_lib.write_png(os.path.join(workdir, "samples.png"), sample_grid(model, config, cond=cond))
     with open(os.path.join(workdir, "metrics.json"), "w") as f:
       json.dump(metrics, f, indent=2)
     if export and config.export.enabled:

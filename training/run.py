@@ -80,9 +80,16 @@ def main(argv):
   f = flags.FLAGS
   workdir = f.workdir or os.path.join("runs", f"{f.model}-{f.data.replace(':', '_')}")
   cli.check_writable_dir(workdir, "workdir")
+  from training import data as data_lib  # pylint: disable=g-import-not-at-top
   from training import loop  # pylint: disable=g-import-not-at-top  (imports TF: keep --help fast)
-  metrics = loop.train(f.model, f.data, f.config, workdir, loop.make_strategy(f.strategy),
-                       data_dir=f.data_dir, export=f.export)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  with cli.quiet_stderr():  # device start-up notices (cuInit) would bury a one-line config error
+    tf.config.list_logical_devices()
+  try:
+    metrics = loop.train(f.model, f.data, f.config, workdir, loop.make_strategy(f.strategy),
+                         data_dir=f.data_dir, export=f.export)
+  except (loop.ConfigError, data_lib.DataError) as e:
+    fail(str(e))
   module = zoo.get(f.model)
   print(f"{f.model} on {f.data}: {module.METRIC} = {metrics[module.METRIC]:.4f} "
         f"after {metrics['steps']} steps; workdir {workdir}"

@@ -4,6 +4,7 @@ r"""Draws a grid of samples from a trained run.
 
 Row k of the grid uses the seed (seed, k), so the same command draws the same grid.
 """
+import json
 import os
 
 from absl import flags
@@ -32,7 +33,10 @@ def main(argv):
   except FileNotFoundError as e:
     fail(str(e))
   config.sample.update(num=f.num, seed=f.seed)
-  images.write_png(f.out, loop.sample_grid(model, config))
+  with open(os.path.join(f.workdir, "run.json")) as run_file:
+    data_name = json.load(run_file)["data"]
+  cond = loop.sample_conditioning(model, config, data_name)  # labels or codes, if conditional
+  images.write_png(f.out, loop.sample_grid(model, config, cond=cond))
   print(f"wrote {f.num} samples to {f.out}")
 
 

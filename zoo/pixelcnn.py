@@ -8,6 +8,7 @@ a TFP `Categorical`, so `log_prob` is a probability and bits/dim is the metric.
 The network (Figure 2), for each of `layers` gated blocks:
 
   vertical:   v_pre = conv_{ceil(n/2) x n}(v) (+ V h)          v' = tanh(v_pre_f) * sigm(v_pre_g)
+              (the link below reads v_pre with its conditioning term)
   horizontal: h_pre = conv_{1 x ceil(n/2)}(h) + 1x1(shift_down(v_pre)) (+ V h)
               h'    = h + 1x1(tanh(h_pre_f) * sigm(h_pre_g))   (no residual in the first block)
 
@@ -69,6 +70,15 @@ def group_mask(groups_in, groups_out, strict):
   return allowed.astype(np.float32)
 
 
+def dense(x, kernel):
+  """Returns x [..., I] @ kernel [I, O]: [..., O] (a reshape and one matmul).
+
+  Not `tf.einsum("...i,io->...o")`: on CPU its gradient was 20x slower than the matmul's.
+  """
+  flat = tf.reshape(x, [-1, x.shape[-1]]) @ kernel
+  return tf.reshape(flat, tf.concat([tf.shape(x)[:-1], [kernel.shape[-1]]], 0))
+
+
 def gate(pre):
   """Returns tanh(f) * sigmoid(g) of pre [..., 2p] = [f, g] (eq. 2): [..., p]."""
   f, g = tf.split(pre, 2, axis=-1)
@@ -82,8 +92,9 @@ class GatedBlock(keras.layers.Layer):
   (`vertical_row`, `horizontal_pixel`) share them exactly.
   """
 
-  def __init__(self, hidden, kernel, groups, first, cond_dim=0, spatial_dim=0, **kwargs):
+  def __init__(self, hidden, kernel, groups, first, cond_dim=0, spatial_dim=0, seed=0, **kwargs):
     super().__init__(**kwargs)
+    self.seed = seed  # weight k of this block is drawn with seed + k
     self.hidden, self.kernel, self.groups, self.first = hidden, kernel, groups, first
     self.rows = (kernel + 1) // 2  # ceil(n/2): vertical rows, horizontal taps
     self.cond_dim, self.spatial_dim = cond_dim, spatial_dim
@@ -92,8 +103,9 @@ class GatedBlock(keras.layers.Layer):
     cin, p, k = input_shape[-1], self.hidden, self.kernel
     groups_in = group_of(cin, self.groups)
     groups_pre = np.tile(group_of(p, self.groups), 2)  # f and g halves grouped alike
-    glorot, zeros = keras.initializers.GlorotUniform(), keras.initializers.Zeros()
-    add = lambda name, shape, init=glorot: self.add_weight(shape=shape, initializer=init, name=name)
+    seeds, zeros = iter(range(self.seed, self.seed + 100)), keras.initializers.Zeros()
+    add = lambda name, shape, init=None: self.add_weight(
+        shape=shape, initializer=init or keras.initializers.GlorotUniform(seed=next(seeds)), name=name)
     self.v_kernel = add("v_kernel", (self.rows, k, cin, 2 * p))
     self.v_bias = add("v_bias", (2 * p,), zeros)
     self.h_kernel = add("h_kernel", (1, self.rows, cin, 2 * p))
@@ -120,12 +132,12 @@ class GatedBlock(keras.layers.Layer):
     if self.cond_dim:
       term += tf.matmul(cond, getattr(self, f"cond_{which}"))[:, None, None]  # eq. 4
     if self.spatial_dim:
-      term += tf.einsum("bhwd,de->bhwe", spatial, getattr(self, f"spatial_{which}"))  # eq. 5
+      term += dense(spatial, getattr(self, f"spatial_{which}"))  # eq. 5
     return term
 
   def _output(self, pre, h):
     """Returns the horizontal output [..., p] from its pre-activation [..., 2p] and input h."""
-    out = tf.einsum("...i,io->...o", gate(pre), self.out * self.out_mask) + self.out_bias
+    out = dense(gate(pre), self.out * self.out_mask) + self.out_bias
     return out if self.first else h + out
 
   def call(self, v, h, cond=None, spatial=None):
@@ -133,12 +145,11 @@ class GatedBlock(keras.layers.Layer):
     r = self.kernel // 2
     v_pre = tf.nn.conv2d(tf.pad(v, [[0, 0], [self.rows - 1, 0], [r, r], [0, 0]]),
                          self.v_kernel, 1, "VALID") + self.v_bias  # [B, H, W, 2p]
+    v_pre += self._bias(cond, spatial, "v")
     h_pre = tf.nn.conv2d(tf.pad(h, [[0, 0], [0, 0], [self.rows - 1, 0], [0, 0]]),
                          self.h_kernel * self.h_mask, 1, "VALID") + self.h_bias
     above = tf.pad(v_pre, [[0, 0], [1, 0], [0, 0], [0, 0]])[:, :-1]  # row i holds v_pre of row i-1
-    h_pre += tf.einsum("bhwi,io->bhwo", above, self.link)
-    v_pre += self._bias(cond, spatial, "v")
-    h_pre += self._bias(cond, spatial, "h")
+    h_pre += dense(above, self.link) + self._bias(cond, spatial, "h")
     return gate(v_pre), self._output(h_pre, h)
 
   # -- the cached sampler's pieces ----------------------------------------------------
@@ -152,26 +163,30 @@ class GatedBlock(keras.layers.Layer):
     r = self.kernel // 2
     v_pre = tf.nn.conv2d(tf.pad(window, [[0, 0], [0, 0], [r, r], [0, 0]]),
                          self.v_kernel, 1, "VALID")[:, 0] + self.v_bias  # [B, W, 2p]
-    link = tf.einsum("bwi,io->bwo", v_pre, self.link)
     if self.cond_dim:
       v_pre += tf.matmul(cond, self.cond_v)[:, None]
     if self.spatial_dim:
-      v_pre += tf.einsum("bwd,de->bwe", spatial_row, self.spatial_v)
-    return gate(v_pre), link
+      v_pre += dense(spatial_row, self.spatial_v)
+    return gate(v_pre), dense(v_pre, self.link)
 
-  def horizontal_pixel(self, window, link, cond=None, spatial_pixel=None):
+  def pixel_weights(self, cond=None, spatial=None):
+    """Returns the horizontal stack's weights for `horizontal_pixel`, masked once per
+    sample rather than once per sub-pixel: (kernel [rows * Cin, 2p], output kernel
+    [p, p], bias [B, H, W, 2p] or [B, 1, 1, 2p] or [2p]: h_bias + conditioning)."""
+    kernel = tf.reshape(self.h_kernel * self.h_mask, [-1, 2 * self.hidden])
+    return kernel, self.out * self.out_mask, self.h_bias + self._bias(cond, spatial, "h")
+
+  def horizontal_pixel(self, window, link, weights):
     """Returns h' [B, p] at one pixel.
 
     window: [B, rows, Cin], the horizontal inputs of this pixel and the rows - 1 before it
-    (zeros left of the image); link: [B, 2p], this pixel's term from the row above;
-    spatial_pixel: [B, S].
+    (zeros left of the image); link: [B, 2p], this pixel's term from the row above plus
+    its bias (`pixel_weights`); weights: (kernel, output kernel) of `pixel_weights`.
     """
-    h_pre = tf.einsum("bki,kio->bo", window, (self.h_kernel * self.h_mask)[0]) + self.h_bias + link
-    if self.cond_dim:
-      h_pre += tf.matmul(cond, self.cond_h)
-    if self.spatial_dim:
-      h_pre += tf.matmul(spatial_pixel, self.spatial_h)
-    return self._output(h_pre, window[:, -1])
+    kernel, out_kernel = weights
+    h_pre = tf.reshape(window, [tf.shape(window)[0], -1]) @ kernel + link
+    out = gate(h_pre) @ out_kernel + self.out_bias
+    return out if self.first else window[:, -1] + out
 
 
 class Model(keras.Model):
@@ -202,33 +217,44 @@ class Model(keras.Model):
                        "(config.data.num_classes >= 2; e.g. --data=digits or mnist)")
     cond_dim = {"": 0, "class": self.num_classes, "autoencoder": mc.code_size}[self.conditional]
     self.conditional_inputs = {"": (), "class": ("label",), "autoencoder": ("code",)}[self.conditional]
+    self.code_size = mc.code_size if self.conditional == "autoencoder" else 0
     spatial_dim = mc.spatial_features if (mc.spatial and cond_dim) else 0
+    # Seeded initialisers: every build of a config starts from the same weights (replicas,
+    # strategies and tests compare runs).
+    seeds = iter(range(1000 * mc.seed, 1000 * mc.seed + 1000))
+    glorot = lambda: dict(kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)))
+    # eq. 5's map s and the encoder's dense layer have the training images' size;
+    # otherwise the network is convolutional and scores images of any size.
+    self.fixed_size = (self.height, self.width) if (spatial_dim or self.code_size) else None
     if self.conditional == "autoencoder":
       self.encoder = keras.Sequential([
-          keras.layers.Conv2D(mc.hidden, 3, strides=2, padding="same", activation="relu"),
-          keras.layers.Conv2D(2 * mc.hidden, 3, strides=2, padding="same", activation="relu"),
+          keras.layers.Conv2D(mc.hidden, 3, strides=2, padding="same", activation="relu", **glorot()),
+          keras.layers.Conv2D(2 * mc.hidden, 3, strides=2, padding="same", activation="relu",
+                              **glorot()),
           keras.layers.Flatten(),
-          keras.layers.Dense(mc.code_size),
+          keras.layers.Dense(mc.code_size, **glorot()),
       ], name="encoder")
     if spatial_dim:  # eq. 5's deconvolution network m(h): [D] -> [H, W, S]
       h4, w4 = -(-self.height // 4), -(-self.width // 4)
       self.deconv = keras.Sequential([
-          keras.layers.Dense(h4 * w4 * spatial_dim, activation="relu"),
+          keras.layers.Dense(h4 * w4 * spatial_dim, activation="relu", **glorot()),
           keras.layers.Reshape((h4, w4, spatial_dim)),
-          keras.layers.Conv2DTranspose(spatial_dim, 3, strides=2, padding="same", activation="relu"),
-          keras.layers.Conv2DTranspose(spatial_dim, 3, strides=2, padding="same"),
+          keras.layers.Conv2DTranspose(spatial_dim, 3, strides=2, padding="same", activation="relu",
+                                       **glorot()),
+          keras.layers.Conv2DTranspose(spatial_dim, 3, strides=2, padding="same", **glorot()),
       ], name="deconv")
     self.blocks = [
         GatedBlock(mc.hidden, mc.first_kernel if k == 0 else mc.kernel, self.channels,
-                   first=k == 0, cond_dim=cond_dim, spatial_dim=spatial_dim, name=f"block{k}")
+                   first=k == 0, cond_dim=cond_dim, spatial_dim=spatial_dim,
+                   seed=1000 * mc.seed + 100 * (k + 1) + 10, name=f"block{k}")
         for k in range(mc.layers)]
     groups_hidden = group_of(mc.hidden, self.channels)
     groups_out = group_of(mc.output_hidden, self.channels)
     groups_logits = group_of(self.channels * self.levels, self.channels)  # channel c's logits
     self.head_masks = (tf.constant(group_mask(groups_hidden, groups_out, False)),
                        tf.constant(group_mask(groups_out, groups_logits, False)))
-    self.head = [keras.layers.Dense(mc.output_hidden, name="head1"),
-                 keras.layers.Dense(self.channels * self.levels, name="head2")]
+    self.head = [keras.layers.Dense(mc.output_hidden, name="head1", **glorot()),
+                 keras.layers.Dense(self.channels * self.levels, name="head2", **glorot())]
     self.head[0].build((None, mc.hidden))  # used through their kernels (masked), never called
     self.head[1].build((None, mc.output_hidden))
     # Build every weight now: checkpoints and exports see them before the first call.
@@ -244,7 +270,10 @@ class Model(keras.Model):
 
   def encode(self, images):
     """Returns float32 [B, m]: the autoencoder's code of uint8 images [B, H, W, C]."""
-    return self.encoder(self.scale(images))
+    # A static channel count: Keras compiles a conv with XLA when it cannot see one,
+    # and exports must not need XLA.
+    x = tf.ensure_shape(self.scale(images), [None, self.height, self.width, self.channels])
+    return self.encoder(x)
 
   def _conditioning(self, images, label=None, code=None):
     """Returns (h [B, D] or None, spatial map s [B, H, W, S] or None) for the inputs given."""
@@ -264,8 +293,8 @@ class Model(keras.Model):
   def _head(self, h):
     """Returns logits [..., C * levels] from the last horizontal features [..., p]."""
     (dense1, dense2), (mask1, mask2) = self.head, self.head_masks
-    out = tf.einsum("...i,io->...o", tf.nn.relu(h), dense1.kernel * mask1) + dense1.bias
-    return tf.einsum("...i,io->...o", tf.nn.relu(out), dense2.kernel * mask2) + dense2.bias
+    out = dense(tf.nn.relu(h), dense1.kernel * mask1) + dense1.bias
+    return dense(tf.nn.relu(out), dense2.kernel * mask2) + dense2.bias
 
   def logits(self, x, cond=None, spatial=None):
     """Returns float32 [B, H, W, C, levels] from scaled images x [B, H, W, C] (float, so
@@ -354,20 +383,26 @@ class Model(keras.Model):
     height, width, channels, blocks = self.height, self.width, self.channels, self.blocks
     ins = [channels] + [block.hidden for block in blocks[:-1]]  # each block's input width
 
-    def column(j, canvas_row, links, buffers, i):
+    weights = [block.pixel_weights(cond, spatial) for block in blocks]  # masked once
+    (dense1, dense2), (mask1, mask2) = self.head, self.head_masks
+    head1, head2 = dense1.kernel * mask1, dense2.kernel * mask2
+
+    def column(i, j, canvas_row, biases, buffers):
       """Draws pixel (i, j): returns the new canvas row [B, W, C] and buffers."""
       onehot = tf.one_hot(j, width)[None, :, None]  # [1, W, 1]
+      pixel_biases = [tf.gather(bias, j, axis=1) for bias in biases]  # [B, 2p] each
       pixel = tf.zeros([b, channels])
       for c in range(channels):
         x = pixel * (2.0 / (self.levels - 1)) - 1.0  # channels >= c are masked out anyway
         feature, new_buffers = x, []
-        for block, buffer, link in zip(blocks, buffers, links):
+        for block, buffer, bias, (kernel, out_kernel, _) in zip(blocks, buffers, pixel_biases,
+                                                                 weights):
           # buffer [B, W + rows - 1, Cin]: this block's inputs of the row, left-padded.
           window = tf.concat([buffer[:, j:j + block.rows - 1], feature[:, None]], 1)
           new_buffers.append(buffer + onehot_pad(block, j) * (feature[:, None] - buffer))
-          feature = block.horizontal_pixel(window, tf.gather(link, j, axis=1), cond,
-                                           None if spatial is None else spatial[:, i, j])
-        logits = tf.reshape(self._head(feature), [b, channels, self.levels])[:, c]
+          feature = block.horizontal_pixel(window, bias, (kernel, out_kernel))
+        hidden = tf.nn.relu(tf.nn.relu(feature) @ head1 + dense1.bias)
+        logits = tf.reshape(hidden @ head2 + dense2.bias, [b, channels, self.levels])[:, c]
         value = tf.argmax(logits + gumbel[:, i, j, c], -1, output_type=tf.int32)  # [B]
         pixel += tf.one_hot(c, channels)[None] * tf.cast(value, tf.float32)[:, None]
       # Every feature at (i, j) ignores the pixel's last channel (the masks), so the last
@@ -383,9 +418,16 @@ class Model(keras.Model):
     def row(i, canvas, rings, links):
       buffers = [tf.zeros([b, width + block.rows - 1, cin]) for block, cin in zip(blocks, ins)]
       canvas_row = tf.zeros([b, width, channels])
+      # Each block's per-pixel bias for this row: the link from the row above, h_bias and
+      # the conditioning, [B, W, 2p].
+      biases = []
+      for link, (_, _, bias) in zip(links, weights):  # bias [2p], [B, 1, 1, 2p] or [B, H, W, 2p]
+        if bias.shape.rank == 4:
+          bias = bias[:, 0] if bias.shape[1] == 1 else tf.gather(bias, i, axis=1)
+        biases.append(link + bias)
 
       def col_step(j, canvas_row, *buffers):
-        canvas_row, buffers = column(j, canvas_row, links, list(buffers), i)
+        canvas_row, buffers = column(i, j, canvas_row, biases, list(buffers))
         return (j + 1, canvas_row, *buffers)
 
       _, canvas_row, *_ = tf.while_loop(lambda j, *_: j < width, col_step,

@@ -1,0 +1,321 @@
+r"""Our Gated PixelCNN against TFP's PixelCNN++ at matched size, and our cached sampler
+against the naive one, side by side in one process.
+
+  python -m benchmarks.pixelcnn_vs_tfp [--budget_s=240] [--data=skimage|cifar10 --data_dir=DIR]
+
+About 15 minutes on 2 shared CPU cores with the defaults (two 240 s budgets, then timing).
+
+1. `zoo.pixelcnn` (11 gated blocks of 48 features, a 96-unit output layer, a 256-way
+   softmax per sub-pixel) against `tfp.distributions.PixelCNN` (PixelCNN++: 1 resnet
+   layer per level, 3 levels of 24 filters, a mixture of 10 discretised logistics over
+   the 256 values), both about 0.58M parameters, on 32x32x3 images, batch 32, Adam at
+   the same constant learning rate, the same batches in the same order:
+   (a) training images/s: forward + backward + Adam step, each in one tf.function (ours:
+       `training.loop.make_train_step`; TFP: -log_prob per dimension of the images as
+       float in [0, 255], tf_keras Adam over the network's variables, which also applies
+       TFP's causal masks);
+   (b) seconds to draw 4 samples: our cached `sample` against `dist.sample(4)` (the
+       whole network once per pixel), each in one tf.function, and each again with XLA;
+   (c) bits/dim on held-out images after `--budget_s` seconds of training each (the
+       clock starts after the first, traced, step).
+   Multiply-adds per image are printed too: every weight of ours is applied at every
+   pixel, while PixelCNN++ holds most of its weights at 16x16 and 8x8, so at equal
+   parameter counts ours does about 2x the arithmetic per image.
+2. Cached `sample` against `sample_naive` (the whole network per sub-pixel) of our model
+   at 16x16x3 (the trained weights: the network is convolutional), batch 4, plain
+   `zoo.pixelcnn`: the time ratio and whether the two draw the identical uint8 images.
+
+Data. `--data=skimage` (default, offline): random 32x32 crops of the colour photographs
+bundled with scikit-image (astronaut, coffee, chelsea, rocket, immunohistochemistry,
+retina, the left view of stereo_motorcycle), the same number from each; training crops
+come from the left four fifths of every photo and held-out crops from the right fifth,
+so no held-out pixel is ever trained on. The crops are a function of `--seed`.
+`--data=cifar10` reads CIFAR-10 through TFDS (prepare it first with
+`tfds build cifar10 --data_dir=DIR` on a machine with internet).
+
+TFP's network differs from its defaults in two places: dropout is off (`--tfp_dropout`;
+ours has none), and its causal masks, kernel constraints that only an optimizer step
+applies, are applied once at the start, so its weight-norm init and first step do not
+see the pixels they predict.
+
+The machine is shared: only ratios measured within one run mean anything.
+"""
+import functools
+import math
+import time
+
+from absl import app
+from absl import flags
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+import tf_keras
+
+from benchmarks.common import best_time
+from configs import pixelcnn as pixelcnn_config
+from training import data as data_lib
+from training import loop
+from zoo import pixelcnn
+from zoo import units
+
+flags.DEFINE_enum("data", "skimage", ["skimage", "cifar10"], "images to train and score on")
+flags.DEFINE_string("data_dir", None, "TFDS data_dir holding a prepared cifar10")
+flags.DEFINE_integer("train_images", 16384, "training images (crops for skimage)")
+flags.DEFINE_integer("test_images", 1024, "held-out images scored for bits/dim")
+flags.DEFINE_integer("seed", 0, "seed of the crops, the batch order and the samples")
+flags.DEFINE_float("budget_s", 240, "training seconds per model for the bits/dim comparison")
+flags.DEFINE_integer("batch", 32, "training batch size")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate of both models (constant)")
+flags.DEFINE_integer("steps", 5, "training steps per timing round")
+flags.DEFINE_integer("repeats", 3, "timing rounds of the fast measurements; the best is reported")
+flags.DEFINE_integer("slow_repeats", 1, "timing rounds of TFP's and the naive sampler, after "
+                     "a warm-up call")
+flags.DEFINE_integer("num_samples", 4, "images per sampling batch")
+flags.DEFINE_integer("naive_size", 16, "image side of the cached-vs-naive comparison")
+flags.DEFINE_integer("layers", 11, "our gated blocks")
+flags.DEFINE_integer("hidden", 48, "our features per block (a multiple of 3)")
+flags.DEFINE_integer("output_hidden", 96, "our output layer's units")
+flags.DEFINE_integer("tfp_resnet", 1, "TFP num_resnet")
+flags.DEFINE_integer("tfp_hierarchies", 3, "TFP num_hierarchies")
+flags.DEFINE_integer("tfp_filters", 24, "TFP num_filters")
+flags.DEFINE_integer("tfp_mix", 10, "TFP num_logistic_mix")
+flags.DEFINE_float("tfp_dropout", 0.0, "TFP dropout_p (its default is 0.5)")
+
+SIZE = 32
+SHAPE = (SIZE, SIZE, 3)
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "retina",
+          "stereo_motorcycle")  # the RGB photographs scikit-image ships without a download
+HELD_OUT = 0.2  # the rightmost fifth of every photo's columns
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+def skimage_crops(train_count, test_count, seed):
+  """Returns (train, test) uint8 [N, 32, 32, 3]: random crops of scikit-image's photos,
+  test crops from the right fifth of each photo, train crops from the rest."""
+  import skimage.data  # pylint: disable=g-import-not-at-top  (only this data set needs it)
+  photos = []
+  for name in PHOTOS:
+    image = getattr(skimage.data, name)()
+    photos.append(np.asarray(image[0] if isinstance(image, tuple) else image))  # [H, W, 3]
+  rng = np.random.default_rng(seed)
+
+  def cut(count, held_out):
+    crops = []
+    for k in range(count):
+      image = photos[k % len(photos)]
+      height, width, _ = image.shape
+      split = int(width * (1 - HELD_OUT))
+      left, right = (split, width - SIZE) if held_out else (0, split - SIZE)
+      i, j = rng.integers(0, height - SIZE + 1), rng.integers(left, right + 1)
+      crops.append(image[i:i + SIZE, j:j + SIZE])
+    return np.stack(crops)  # [N, 32, 32, 3]
+
+  return cut(train_count, False), cut(test_count, True)
+
+
+def cifar10(train_count, test_count, data_dir):
+  """Returns (train, test) uint8 [N, 32, 32, 3]: the first images of CIFAR-10's splits."""
+  take = lambda split, n: next(data_lib.load_images("cifar10", split, data_dir)
+                               .take(n).batch(n).as_numpy_iterator())
+  return take("train", train_count), take("test", test_count)
+
+
+def batches(images, batch, seed):
+  """Yields uint8 [batch, 32, 32, 3] forever: epochs of `images` in a seeded order."""
+  rng = np.random.default_rng(seed)
+  while True:
+    order = rng.permutation(len(images))
+    for k in range(0, len(order) - batch + 1, batch):
+      yield tf.constant(images[order[k:k + batch]])
+
+
+# -- our model ----------------------------------------------------------------------------------
+
+
+def our_config(shape):
+  """Returns the pixelcnn config of the comparison for images of `shape` (H, W, C)."""
+  f = flags.FLAGS
+  config = pixelcnn_config.get_config("cifar10")
+  config.model.update(layers=f.layers, hidden=f.hidden, output_hidden=f.output_hidden)
+  config.data.image_shape = shape
+  config.data.num_classes = 0
+  return config
+
+
+class Ours:
+  """Our Gated PixelCNN: the zoo's training step, log_prob, the cached sampler."""
+
+  name = "ours (Gated PixelCNN)"
+
+  def __init__(self, batch):
+    f = flags.FLAGS
+    self.model = pixelcnn.Model(our_config(SHAPE))
+    self.variables = self.model.trainable_variables
+    # Every kernel weight is applied at every pixel (masked taps are multiplied too).
+    self.macs = sum(int(np.prod(v.shape)) for v in self.variables if len(v.shape) > 1) * SIZE**2
+    optimizer = keras.optimizers.Adam(f.learning_rate)
+    train_step = loop.make_train_step(self.model, optimizer, tf.distribute.get_strategy(), batch)
+    seeds = tf.zeros([batch, 2], tf.int64)  # unused by the PixelCNN (no noise)
+    self.step = lambda images: train_step({"images": images, "seeds": seeds})
+    self.log_prob = tf.function(self.model.log_prob)
+    seed_rows = tf.constant([[f.seed, k] for k in range(f.num_samples)], tf.int64)
+    self.samplers = {jit: functools.partial(tf.function(self.model.sample, jit_compile=jit),
+                                            seed_rows) for jit in (False, True)}
+
+
+# -- TFP's PixelCNN++ ---------------------------------------------------------------------------
+
+
+class Tfp:
+  """tfp.distributions.PixelCNN trained on -log_prob with tf_keras Adam."""
+
+  name = "tfp (PixelCNN++)"
+
+  def __init__(self, first_batch):
+    f = flags.FLAGS
+    self.dist = tfp.distributions.PixelCNN(
+        SHAPE, num_resnet=f.tfp_resnet, num_hierarchies=f.tfp_hierarchies,
+        num_filters=f.tfp_filters, num_logistic_mix=f.tfp_mix, dropout_p=f.tfp_dropout)
+    self.variables = self.dist.network.trainable_variables
+    # The causal masks are kernel constraints, which only an optimizer step applies:
+    # apply them now, so that neither the data-dependent init nor the first step sees the
+    # pixels it predicts.
+    masked = [v for v in self.variables if v.constraint is not None]
+    self.unmasked = sum(float(tf.reduce_sum(tf.abs(v - v.constraint(v)))) for v in masked)
+    for v in masked:
+      v.assign(v.constraint(v))
+    # Weight norm's data-dependent init runs on the first call: an eager one on real data,
+    # not a branch inside the traced training step.
+    self.dist.log_prob(tf.cast(first_batch, tf.float32), training=False)
+    self.macs = tfp_macs(self.dist)
+    optimizer = tf_keras.optimizers.Adam(f.learning_rate)  # applies the constraints
+    dims = float(np.prod(SHAPE))
+
+    @tf.function
+    def step(images):
+      with tf.GradientTape() as tape:
+        nats = self.dist.log_prob(tf.cast(images, tf.float32), training=True)  # [B]
+        loss = -tf.reduce_mean(nats) / dims
+      optimizer.apply_gradients(zip(tape.gradient(loss, self.variables), self.variables))
+      return loss
+
+    self.step = step
+    self.log_prob = tf.function(
+        lambda images: self.dist.log_prob(tf.cast(images, tf.float32), training=False))
+    self.samplers = {jit: tf.function(lambda: self.dist.sample(f.num_samples, seed=f.seed),
+                                      jit_compile=jit) for jit in (False, True)}
+
+
+def tfp_macs(dist):
+  """Returns the multiply-adds per image of a built tfd.PixelCNN's network."""
+  macs = 0
+  for layer in dist.network._network.layers:  # pylint: disable=protected-access
+    if hasattr(layer, "v"):  # a WeightNorm-wrapped conv, transposed conv or dense layer
+      out = layer.output_shape  # [None, H, W, C]
+      transposed = isinstance(layer.layer, tf_keras.layers.Conv2DTranspose)
+      pixels = np.prod((layer.input_shape if transposed else out)[1:-1])
+      macs += int(pixels * np.prod(layer.v.shape))
+  return macs
+
+
+# -- measurements -------------------------------------------------------------------------------
+
+
+def count(variables):
+  """Returns the number of scalars in `variables`."""
+  return sum(int(np.prod(v.shape)) for v in variables)
+
+
+def bits_per_dim(log_prob, images, batch=128):
+  """Returns the bits/dim of uint8 images [N, H, W, C] under log_prob (nats [B])."""
+  nats = sum(float(tf.reduce_sum(log_prob(tf.constant(images[k:k + batch]))))
+             for k in range(0, len(images), batch))
+  return float(units.bits_per_dim(nats, images.size))
+
+
+def train_for(runner, stream, budget_s):
+  """Trains `runner` on `stream` for budget_s seconds after one traced step; returns
+  (steps, loss of the last step in nats/dim)."""
+  loss = float(runner.step(next(stream)))  # trace
+  steps, start = 0, time.perf_counter()
+  while time.perf_counter() - start < budget_s:
+    loss = float(runner.step(next(stream)))
+    steps += 1
+  return steps, loss
+
+
+def cached_vs_naive(model, size, num, seed, repeats, slow_repeats):
+  """Returns (cached s, naive s, identical, differing sub-pixels) of plain zoo.pixelcnn
+  at size x size x 3 with `model`'s weights."""
+  small = pixelcnn.Model(our_config((size, size, 3)))
+  small.set_weights(model.get_weights())  # convolutional: the same weights serve any size
+  seeds = tf.constant([[seed, k] for k in range(num)], tf.int64)
+  cached, naive = tf.function(small.sample), tf.function(small.sample_naive)
+  t_cached = best_time(cached, seeds, repeats=repeats, inner=1)
+  t_naive = best_time(naive, seeds, repeats=slow_repeats, inner=1)
+  a, b = cached(seeds).numpy(), naive(seeds).numpy()
+  return t_cached, t_naive, bool(np.array_equal(a, b)), int(np.sum(a != b))
+
+
+def main(argv):
+  del argv
+  f = flags.FLAGS
+  t0 = time.perf_counter()
+  if f.data == "skimage":
+    train, test = skimage_crops(f.train_images, f.test_images, f.seed)
+  else:
+    train, test = cifar10(f.train_images, f.test_images, f.data_dir)
+  print(f"data {f.data}: {len(train)} training and {len(test)} held-out images "
+        f"{'x'.join(map(str, train.shape[1:]))}; batch {f.batch}, Adam {f.learning_rate:g}")
+  first = tf.constant(train[:f.batch])
+  ours, theirs = Ours(f.batch), Tfp(first)
+  print(f"TFP's kernels before its masks: sum |w - mask(w)| = {theirs.unmasked:.1f} "
+        "(non-zero: not causal until an optimizer step)")
+
+  results = {r: {"parameters": count(r.variables), "MACs/image": r.macs} for r in (ours, theirs)}
+  for r, res in results.items():  # (c) first, on fresh weights
+    res["steps"], res["loss"] = train_for(r, batches(train, f.batch, f.seed), f.budget_s)
+    res["bits/dim"] = bits_per_dim(r.log_prob, test)
+    print(f"{r.name}: {res['steps']} steps in {f.budget_s:g} s (last batch "
+          f"{res['loss'] / math.log(2):.3f} bits/dim), held-out {res['bits/dim']:.3f} bits/dim",
+          flush=True)
+  for r, res in results.items():  # (a), (b): the cost does not depend on the weights
+    res["train images/s"] = f.batch / best_time(r.step, first, repeats=f.repeats, inner=f.steps)
+    for jit in (False, True):
+      res[f"samples s{' xla' if jit else ''}"] = best_time(
+          r.samplers[jit], repeats=f.repeats if r is ours else f.slow_repeats, inner=1)
+    print(f"{r.name}: {res['train images/s']:.1f} train images/s, {f.num_samples} samples in "
+          f"{res['samples s']:.2f} s ({res['samples s xla']:.2f} s with XLA)", flush=True)
+  t_cached, t_naive, identical, differing = cached_vs_naive(
+      ours.model, f.naive_size, f.num_samples, f.seed, f.repeats, f.slow_repeats)
+
+  a, b = results[ours], results[theirs]
+  print(f"\n{'':<34}{ours.name:>24}{theirs.name:>20}")
+  rows = (("parameters", "parameters", "{:,}"), ("multiply-adds per image", "MACs/image", "{:,}"),
+          ("train images/s", "train images/s", "{:.1f}"),
+          (f"{f.num_samples} samples, tf.function (s)", "samples s", "{:.2f}"),
+          (f"{f.num_samples} samples, XLA (s)", "samples s xla", "{:.2f}"),
+          (f"steps in {f.budget_s:g} s", "steps", "{:,}"),
+          ("held-out bits/dim", "bits/dim", "{:.3f}"))
+  for label, key, fmt in rows:
+    print(f"{label:<34}{fmt.format(a[key]):>24}{fmt.format(b[key]):>20}")
+  print(f"\nours: cached vs naive sampling, {f.naive_size}x{f.naive_size}x3, batch "
+        f"{f.num_samples}: {t_cached:.2f} s vs {t_naive:.2f} s")
+  print(f"\nparameters ours/tfp: {a['parameters'] / b['parameters']:.3f}, "
+        f"multiply-adds per image ours/tfp: {a['MACs/image'] / b['MACs/image']:.2f}")
+  print(f"train images/s ours/tfp: {a['train images/s'] / b['train images/s']:.2f}x")
+  print(f"sampling speed-up vs tfp: {b['samples s'] / a['samples s']:.1f}x "
+        f"(both with XLA: {b['samples s xla'] / a['samples s xla']:.1f}x)")
+  print(f"bits/dim ours vs tfp after {f.budget_s:g} s: {a['bits/dim']:.3f} vs {b['bits/dim']:.3f}")
+  print(f"cached vs naive: {t_naive / t_cached:.1f}x, identical: {identical}"
+        + ("" if identical else f" ({differing} sub-pixels differ)"))
+  print(f"(total {time.perf_counter() - t0:.0f} s)")
+  if not identical:
+    raise SystemExit("cached and naive sampling drew different images from the same seeds")
+
+
+if __name__ == "__main__":
+  app.run(main)
