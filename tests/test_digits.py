@@ -1,4 +1,5 @@
 """The digits builder and labelled pipelines: labels travel with their own images."""
+import os
 import shutil
 import tempfile
 from unittest import mock
@@ -23,10 +24,18 @@ def tearDownModule():
   shutil.rmtree(_DATA_DIR, ignore_errors=True)
 
 
-def split_arrays(split):
-  """Returns (images uint8 [N, 8, 8, 1], labels int64 [N]) of a split, read back from TFDS."""
-  pairs = list(data.load_images("digits", split, _DATA_DIR, labels=True).as_numpy_iterator())
+def split_arrays(split, name="digits"):
+  """Returns (images uint8 [N, H, W, C], labels int64 [N]) of a split, read back from TFDS."""
+  pairs = list(data.load_images(name, split, _DATA_DIR, labels=True).as_numpy_iterator())
   return np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+
+def labels_by_image(images, labels):
+  """Returns {image bytes: set of labels stored with that image} (a digit could repeat)."""
+  lookup = {}
+  for image, label in zip(images, labels):
+    lookup.setdefault(image.tobytes(), set()).add(label)
+  return lookup
 
 
 class DigitsBuilderTest(tf.test.TestCase):
@@ -57,6 +66,16 @@ class DigitsBuilderTest(tf.test.TestCase):
     self.assertEqual(sorted(im.tobytes() for im in test_images),
                      sorted(im.tobytes() for im in raw[index["test"]]))
 
+  def test_building_twice_writes_identical_files(self):
+    other = digits.Digits(data_dir=os.path.join(self.get_temp_dir(), "again"))
+    other.download_and_prepare()
+    contents = []
+    for directory in (digits.Digits(data_dir=_DATA_DIR).data_dir, other.data_dir):
+      files = sorted(tf.io.gfile.glob(os.path.join(directory, "*.tfrecord*")))
+      contents.append([open(f, "rb").read() for f in files])
+    self.assertLen(contents[0], 2)  # train and test
+    self.assertEqual(contents[0], contents[1])
+
   def test_num_classes_reads_metadata(self):
     self.assertEqual(data.num_classes("digits", _DATA_DIR), 10)
     self.assertEqual(data.num_classes("deadleaves"), 0)
@@ -66,11 +85,7 @@ class DigitsBuilderTest(tf.test.TestCase):
 class LabelledPipelineTest(tf.test.TestCase):
 
   def test_train_batch_labels_belong_to_their_images(self):
-    images, labels = split_arrays("train")
-    # Image bytes -> the set of labels stored with it (a digit could repeat).
-    lookup = {}
-    for image, label in zip(images, labels):
-      lookup.setdefault(image.tobytes(), set()).add(label)
+    lookup = labels_by_image(*split_arrays("train"))
     ds = data.train_batches("digits", patch_size=0, global_batch_size=16, seed=5,
                             data_dir=_DATA_DIR, labels=True)
     plain = data.train_batches("digits", patch_size=0, global_batch_size=16, seed=5,
@@ -85,15 +100,13 @@ class LabelledPipelineTest(tf.test.TestCase):
     images, labels = split_arrays("test")
     patches = list(data.eval_patches("digits", patch_size=4, data_dir=_DATA_DIR, labels=True)
                    .take(8).as_numpy_iterator())
-    for k, (patch, label) in enumerate(patches):  # 4 patches per 8x8 image, in order
-      self.assertEqual(label, labels[k // 4])
-      self.assertAllEqual(patch, images[k // 4][4 * ((k % 4) // 2):][:4, 4 * (k % 2):][:, :4])
+    for k, (patch, label) in enumerate(patches):  # 4 patches per 8x8 image, row-major
+      image, (row, col) = k // 4, divmod(k % 4, 2)
+      self.assertEqual(label, labels[image])
+      self.assertAllEqual(patch, images[image, 4 * row:4 * row + 4, 4 * col:4 * col + 4])
 
   def test_streamed_batches_keep_labels_with_images(self):
-    images, labels = split_arrays("train")
-    lookup = {}
-    for image, label in zip(images, labels):
-      lookup.setdefault(image.tobytes(), set()).add(label)
+    lookup = labels_by_image(*split_arrays("train"))
     with mock.patch.object(data, "_IN_MEMORY_BYTES", -1):
       batch, batch_labels = next(iter(data.train_batches(
           "digits", patch_size=0, global_batch_size=8, seed=0, data_dir=_DATA_DIR, labels=True)))
@@ -101,18 +114,25 @@ class LabelledPipelineTest(tf.test.TestCase):
       self.assertIn(label, lookup[image.tobytes()])
 
   def test_mnist_labels_under_mock_data(self):
-    with tfds.testing.mock_data(num_examples=6):
+    with tfds.testing.mock_data(num_examples=6):  # random images and labels, the same each read
       self.assertEqual(data.num_classes("mnist"), 10)
+      lookup = labels_by_image(*split_arrays("train", "mnist"))
       batch, labels = next(iter(data.train_batches("mnist", patch_size=0, global_batch_size=4,
                                                    seed=0, labels=True)))
       self.assertEqual(batch.shape, (4, 28, 28, 1))
+      self.assertEqual(labels.dtype, tf.int64)
       self.assertEqual(labels.shape, (4,))
-      self.assertTrue(np.all((labels.numpy() >= 0) & (labels.numpy() < 10)))
+      for image, label in zip(batch.numpy(), labels.numpy()):
+        self.assertIn(label, lookup[image.tobytes()])
 
   def test_asking_labels_of_an_unlabelled_set_is_one_clear_line(self):
-    with self.assertRaisesRegex(data.DataError, r"^dataset 'deadleaves' has no class labels; "
-                                                r"labelled datasets: digits, mnist"):
-      data.load_images("deadleaves", "test", labels=True)
+    for call in (lambda: data.load_images("deadleaves", "test", labels=True),
+                 lambda: data.train_batches("textures/brick", patch_size=0, global_batch_size=2,
+                                            seed=0, labels=True)):
+      with self.assertRaisesRegex(data.DataError, r"^dataset '\S+' has no class labels; "
+                                                  r"labelled datasets: digits, mnist") as caught:
+        call()  # raises before anything is built
+      self.assertNotIn("\n", str(caught.exception))
 
 
 if __name__ == "__main__":

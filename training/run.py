@@ -83,10 +83,14 @@ def main(argv):
   from training import data as data_lib  # pylint: disable=g-import-not-at-top
   from training import loop  # pylint: disable=g-import-not-at-top  (imports TF: keep --help fast)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  with cli.quiet_stderr():  # device start-up notices (cuInit) would bury a one-line config error
+  # Device start-up notices (cuInit) would bury a one-line config error. The strategy is
+  # made first: MultiWorkerMirroredStrategy must configure collectives before any device
+  # is initialised.
+  with cli.quiet_stderr():
+    strategy = loop.make_strategy(f.strategy)
     tf.config.list_logical_devices()
   try:
-    metrics = loop.train(f.model, f.data, f.config, workdir, loop.make_strategy(f.strategy),
+    metrics = loop.train(f.model, f.data, f.config, workdir, strategy,
                          data_dir=f.data_dir, export=f.export)
   except (loop.ConfigError, data_lib.DataError) as e:
     fail(str(e))

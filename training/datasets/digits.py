@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 SIZE = 8
+NUM_DIGITS = 1797  # as bundled with scikit-learn
 TEST_SIZE = 300
 SEED = 0
 
@@ -28,13 +29,17 @@ def digits():
   """Returns (images uint8 [1797, 8, 8, 1] on 0..255, labels int64 [1797]) in sklearn's order."""
   import sklearn.datasets  # pylint: disable=g-import-not-at-top  (only building needs it)
   bunch = sklearn.datasets.load_digits()
-  images = np.round(bunch.images * 255.0 / 16.0).astype(np.uint8)[..., None]
+  if bunch.images.shape != (NUM_DIGITS, SIZE, SIZE) or bunch.images.max() > 16:
+    raise ValueError(f"sklearn.datasets.load_digits() gave {bunch.images.shape} images up to "
+                     f"{bunch.images.max()}; this builder expects ({NUM_DIGITS}, {SIZE}, {SIZE}) "
+                     "counts 0..16")
+  images = np.round(bunch.images * 255.0 / 16.0).astype(np.uint8)[..., None]  # [N, 8, 8, 1]
   return images, bunch.target.astype(np.int64)
 
 
 def split_indices():
   """Returns {"train": int [1497], "test": int [300]}: indices into `digits()`."""
-  order = np.random.default_rng(SEED).permutation(1797)
+  order = np.random.default_rng(SEED).permutation(NUM_DIGITS)
   return {"train": np.sort(order[TEST_SIZE:]), "test": np.sort(order[:TEST_SIZE])}
 
 
@@ -43,6 +48,8 @@ class Digits(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
+  # As in deadleaves: `tfds build` imports this file as a top-level module.
+  pkg_dir_path = tfds.core.Path(__file__).parent
 
   def _info(self):
     return tfds.core.DatasetInfo(
@@ -66,15 +73,18 @@ class Digits(tfds.core.GeneratorBasedBuilder):
 
 
 if __name__ == "__main__":
+  # Builds without the `tfds` CLI, which in TFDS 4.9.10 imports apache_beam and
+  # mlcroissant at start-up (see deadleaves).
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_string("data_dir", None, "TFDS data dir (default: TFDS's own)")
+  _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir; default: TFDS's own.")
 
-  def main(argv):
+  def _main(argv):
     del argv
-    builder = Digits(data_dir=flags.FLAGS.data_dir)
+    builder = Digits(data_dir=_DATA_DIR.value)
     builder.download_and_prepare()
-    print(f"built {builder.info.full_name} in {builder.data_dir}")
+    print(f"digits {builder.version} in {builder.data_dir}: "
+          + ", ".join(f"{k} {v.num_examples}" for k, v in builder.info.splits.items()))
 
-  app.run(main)
+  app.run(_main)
