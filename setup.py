@@ -26,8 +26,9 @@ setuptools.setup(
         "scikit-learn",  # the digits builder reads the digits bundled with it
         "tensorboard==2.21.*",  # tf.summary needs it; TF 2.21 no longer pulls it in
         "importlib_resources",  # tfds needs it to build a dataset, but does not declare it
+        "tensorflow-serving-api==2.21.*",  # the export writes TF Serving warmup records
     ],
     extras_require={
-        "test": ["pytest>=8", "tensorflow-serving-api==2.21.*"],
+        "test": ["pytest>=8"],
     },
 )

@@ -38,6 +38,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.util import deprecation  # pylint: disable=g-direct-tensorflow-import
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
@@ -438,7 +439,8 @@ def replay_warmup(export_path):
     raise RuntimeError(f"{export_path}/{WARMUP_FILE} holds no records")
   results = {}
   with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess:
-    meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], export_path)
+    with deprecation.silence():  # the TF1 loader is deprecated, but it is what Serving does
+      meta_graph = tf.compat.v1.saved_model.loader.load(sess, ["serve"], export_path)
     for i, log in enumerate(logs):
       request = log.predict_log.request
       name = request.model_spec.signature_name or "serving_default"
