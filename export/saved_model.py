@@ -165,17 +165,26 @@ def _check_label(model, signature, label):
     return tf.identity(label)
 
 
-def _check_code(model, signature, code):
-  """Returns `code` float32 [N, m] gated on shape and finiteness."""
-  m = model.code_size
-  what = f"{signature}: `code` must be float32 [N, {m}], one finite code per image (from `encode`), N >= 1"
-  code = _checked(code, 2, what, lambda dims: [
-      (dims[0] >= 1, "empty batch"),
-      (tf.equal(dims[1], m), "wrong code size"),
-  ])
-  finite = tf.reduce_all(tf.math.is_finite(code))
-  with tf.control_dependencies([_check(finite, f"{what}; got a NaN or infinity")]):
-    return tf.identity(code)
+def _vector_check(name, size_attr, source):
+  """Returns a check of input `name`: float32 [N, model.<size_attr>], finite."""
+
+  def check(model, signature, vector):
+    m = getattr(model, size_attr)
+    what = (f"{signature}: `{name}` must be float32 [N, {m}], one finite {name[:-1] if name.endswith('s') else name} "
+            f"per image ({source}), N >= 1")
+    vector = _checked(vector, 2, what, lambda dims: [
+        (dims[0] >= 1, "empty batch"),
+        (tf.equal(dims[1], m), f"wrong {name} size"),
+    ])
+    finite = tf.reduce_all(tf.math.is_finite(vector))
+    with tf.control_dependencies([_check(finite, f"{what}; got a NaN or infinity")]):
+      return tf.identity(vector)
+
+  return check
+
+
+_check_code = _vector_check("code", "code_size", "from `encode`")
+_check_latents = _vector_check("latents", "latent_size", "e.g. `mean` from `encode`")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +209,11 @@ INPUTS = {
     "code": Input(spec=lambda model: tf.TensorSpec([None, None], tf.float32), check=_check_code,
                   example=lambda model, images: np.zeros([len(WARMUP_SEEDS), model.code_size],
                                                          np.float32)),
+    # A latent-variable model's latents (`decode`).
+    "latents": Input(spec=lambda model: tf.TensorSpec([None, None], tf.float32),
+                     check=_check_latents,
+                     example=lambda model, images: np.zeros([len(WARMUP_SEEDS), model.latent_size],
+                                                            np.float32)),
 }
 DATA_INPUTS = ("label",)  # conditioning that comes with an image (a code is computed from it)
 
@@ -275,13 +289,25 @@ def _inpaint(model, images, mask, seed, **options):
 
 
 def _encode(model, images):
-  """Returns {code: float32 [N, m]}: the auto-encoder's code of each image."""
-  return {"code": tf.cast(model.encode(images), tf.float32)}
+  """Returns {code: float32 [N, m]} (a PixelCNN auto-encoder's code of each image), or a
+  latent-variable model's posterior {mean, stddev: float32 [N, latent_size]}."""
+  encoded = model.encode(images)
+  if isinstance(encoded, dict):
+    return {k: tf.cast(v, tf.float32) for k, v in encoded.items()}
+  return {"code": tf.cast(encoded, tf.float32)}
+
+
+def _decode(model, latents):
+  """Returns {images: uint8 [N, H, W, C]}: the decoder's image of each latent row."""
+  return {"images": model.decode(latents)}
 
 
 def _reconstruct(model, images, seed):
-  """Returns {images: uint8 [N, H, W, C]}: a sample given the code of each input image."""
+  """Returns {images: uint8 [N, H, W, C]}: each image through the model's code or latents
+  (a sample given the code, or the decoding of a posterior sample)."""
   (seed,) = _rows_match("reconstruct", ("images", images), ("seed", seed))
+  if hasattr(model, "reconstruct"):
+    return {"images": model.reconstruct(images, seed)}
   return {"images": model.sample(seed, code=model.encode(images))}
 
 
@@ -299,12 +325,15 @@ class Signature:
 
 
 _autoencoder = lambda model: "code" in _conditioning(model)
+_latent = lambda model: getattr(model, "latent_size", None) is not None
 
 SIGNATURES = {
     "sample": Signature(lambda model: ("seed",) + _conditioning(model), _sample),
     "log_prob": Signature(lambda model: ("images",) + _conditioning(model, from_data=True), _log_prob),
-    "encode": Signature(("images",), _encode, applies=_autoencoder),
-    "reconstruct": Signature(("images", "seed"), _reconstruct, applies=_autoencoder),
+    "encode": Signature(("images",), _encode, applies=lambda m: _autoencoder(m) or _latent(m)),
+    "decode": Signature(("latents",), _decode, applies=_latent),
+    "reconstruct": Signature(("images", "seed"), _reconstruct,
+                             applies=lambda m: _autoencoder(m) or _latent(m)),
     # 12 x 12 warmup images keep the warmup replay at about a second.
     "inpaint": Signature(("images", "mask", "seed"), _inpaint,
                          applies=lambda model: hasattr(model, "ancestral"),

@@ -162,6 +162,20 @@ results["sample_given_code"] = loaded.signatures["sample"](
 """
 
 
+# A latent-variable model's own signatures: posterior, decoder, reconstructions.
+LATENT_SCRIPT = """
+loaded = tf.saved_model.load(export_path)
+images = tf.constant(inputs["images"])
+encoded = loaded.signatures["encode"](images=images)
+results["mean"], results["stddev"] = encoded["mean"].numpy(), encoded["stddev"].numpy()
+results["decode"] = loaded.signatures["decode"](latents=encoded["mean"])["images"].numpy()
+seeds = tf.constant(inputs["inpaint_seeds_a"])  # one row per image
+reconstruct = loaded.signatures["reconstruct"]
+results["reconstruct"] = reconstruct(images=images, seed=seeds)["images"].numpy()
+results["reconstruct_last"] = reconstruct(images=images[-1:], seed=seeds[-1:])["images"].numpy()
+"""
+
+
 class ExportContract:
   """The export contract, checked for one model of the registry (MODEL)."""
 
@@ -270,7 +284,7 @@ class ExportContract:
     return (self.model.height, self.model.width)
 
   def test_encode_and_reconstruct_without_zoo_match_the_model(self):
-    if "encode" not in self.signatures():
+    if "encode" not in self.signatures() or "decode" in self.signatures():
       self.skipTest(f"{self.MODEL} {self.OVERRIDES} is not an auto-encoder")
     results = self.fresh(AUTOENCODER_SCRIPT)
     images = self.inputs["images"]
@@ -279,6 +293,30 @@ class ExportContract:
     # reconstruct(images, seed) = sample(seed, code=encode(images)), row by row.
     self.assertAllEqual(results["reconstruct"], results["sample_given_code"])
     self.assertEqual(results["reconstruct"].shape, images.shape)
+
+  def test_latent_signatures_without_zoo_match_the_model(self):
+    if "decode" not in self.signatures():
+      self.skipTest(f"{self.MODEL} {self.OVERRIDES} has no latents")
+    results = self.fresh(LATENT_SCRIPT)
+    images, seeds = self.inputs["images"], self.inputs["inpaint_seeds_a"]
+    encoded = self.model.encode(images)
+    for key in ("mean", "stddev"):
+      self.assertAllClose(results[key], encoded[key].numpy(), rtol=1e-5, atol=1e-6)
+      self.assertEqual(results[key].shape, (len(images), self.model.latent_size))
+    self.assertTrue(np.all(results["stddev"] > 0))
+    self.assertAllEqual(results["decode"], self.model.decode(encoded["mean"]).numpy())
+    self.assertAllEqual(results["reconstruct"], self.model.reconstruct(images, seeds).numpy())
+    # A row's reconstruction depends on its own image and seed only.
+    self.assertAllEqual(results["reconstruct_last"], results["reconstruct"][-1:])
+    self.assertEqual(results["reconstruct"].shape, images.shape)
+    decode = tf.saved_model.load(self.export_path).signatures["decode"]
+    m = self.model.latent_size
+    for what, latents, message in [
+        ("wrong size", tf.zeros([2, m + 1]), r"decode: `latents` must be float32 \[N, %d\].*wrong latents size" % m),
+        ("NaN", tf.fill([2, m], float("nan")), r"got a NaN or infinity")]:
+      with self.subTest(what):
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
+          decode(latents=latents)
 
   def test_bad_conditioning_fails_with_clear_invalid_argument(self):
     names = getattr(self.model, "conditional_inputs", ())

@@ -90,6 +90,15 @@ class StrategyTest(tf.test.TestCase):
     self.check_two_replicas_match_one("pixelcnn", config, batches)
 
 
+  def test_two_replicas_match_one_replica_for_a_vae(self):
+    config = importlib.import_module("configs.vae").get_config("tiny")
+    config.data.image_shape = (8, 8, 1)
+    rng = np.random.default_rng(0)
+    batches = [{"images": tf.constant(rng.integers(0, 256, [8, 8, 8, 1]), tf.uint8),
+                "seeds": tf.constant(rng.integers(0, 2**40, [8, 2]), tf.int64)} for _ in range(2)]
+    self.check_two_replicas_match_one("vae", config, batches)
+
+
 class CommandTest(tf.test.TestCase):
 
   def test_resume_after_sigkill_reaches_configured_step(self):

@@ -17,6 +17,9 @@ Names (`DATASETS`, plus "tfds:<name>" for any TFDS dataset with an image feature
 * digits: scikit-learn's 1,797 8x8 handwritten digits with labels (0..16 counts scaled to
   0..255), 1,497 train / 300 test (`training.datasets.digits`, built on first use in about
   a second, no download).
+* lfw_faces: scikit-image's 100 grey 25x25 faces from Labeled Faces in the Wild, no labels,
+  upsampled bilinearly to 32x32x1 (so Laplacian pyramids 32/16/8/4 fit), 90 train / 10 test
+  (`training.datasets.lfw_faces`, built on first use in about a second, no download).
 * mnist, fashion_mnist (28x28x1), cifar10 (32x32x3): `tfds` builders; they need a download
   (`tfds build mnist --data_dir=DIR` on a machine with internet) or a prepared data_dir.
 * celeb_a: the aligned faces, centre-cropped to 108x108 (rows 55..162, columns 35..142 of
@@ -41,10 +44,11 @@ import tensorflow_datasets as tfds
 from training.datasets import bsds300
 from training.datasets import deadleaves
 from training.datasets import digits
+from training.datasets import lfw_faces
 from training.datasets import textures
 
-DATASETS = ("deadleaves", "textures", "bsds300", "digits", "mnist", "fashion_mnist", "cifar10",
-            "celeb_a")
+DATASETS = ("deadleaves", "textures", "bsds300", "digits", "lfw_faces", "mnist", "fashion_mnist",
+            "cifar10", "celeb_a")
 _TFDS_PREFIX = "tfds:"
 _TEXTURES_PREFIX = "textures/"
 _VALID_TEXTURES = ", ".join(textures.TEXTURES)
@@ -60,8 +64,12 @@ _SHUFFLE_BUFFER = 10_000  # streaming path only
 # photograph with its own lighting and orientation (grass blades lean one way, shading falls
 # one way), RIDE's section 3.4 mentions no flips, and the held-out region is unflipped.
 _FLIPS = {"deadleaves": (True, True), "bsds300": (True, True), "cifar10": (True, False),
-          "celeb_a": (True, False)}
+          "celeb_a": (True, False), "lfw_faces": (True, False)}
 _NO_FLIPS = (False, False)  # (left/right, up/down)
+
+# The project's own TFDS builders (not in TFDS's registry); textures has one per texture.
+_BUILDERS = {"deadleaves": deadleaves.Deadleaves, "bsds300": bsds300.Bsds300,
+             "digits": digits.Digits, "lfw_faces": lfw_faces.LfwFaces}
 
 _CELEB_A_CROP = (55, 35, 108)  # top, left, size
 _CELEB_A_SIZE = 64
@@ -114,12 +122,8 @@ def check_name(name):
 def _builder(name, data_dir):
   """Returns the TFDS builder behind dataset `name` (nothing is read or written yet)."""
   check_name(name)
-  if name == "deadleaves":
-    return deadleaves.Deadleaves(data_dir=data_dir)
-  if name == "bsds300":
-    return bsds300.Bsds300(data_dir=data_dir)
-  if name == "digits":
-    return digits.Digits(data_dir=data_dir)
+  if name in _BUILDERS:
+    return _BUILDERS[name](data_dir=data_dir)
   if name == "textures" or name.startswith(_TEXTURES_PREFIX):
     texture = name[len(_TEXTURES_PREFIX):] or textures.TEXTURES[0]
     return textures.Textures(config=texture, data_dir=data_dir)
@@ -327,8 +331,8 @@ def train_batches(name, *, patch_size, global_batch_size, seed, start_step=0, fl
 
   Args:
     flips: random flips that leave the dataset's distribution unchanged: left/right and
-      up/down for deadleaves and bsds300, left/right for cifar10 and celeb_a, none for the
-      others (textures included).
+      up/down for deadleaves and bsds300, left/right for cifar10, celeb_a and lfw_faces,
+      none for the others (textures included).
     labels: also yield each image's class label (DataError if the dataset has none). The
       images are exactly those of labels=False.
   """

@@ -251,15 +251,23 @@ def evaluate(model, module, config, data_name, data_dir=None):
     patches = patches.map(lambda image: (requantize(image, levels),))
   patches = patches.take(config.eval.max_patches).batch(config.eval.batch_size)
   terms = tf.function(model.eval_terms)
-  nats, dims, count = 0.0, 0.0, 0
+  # Other per-example metrics of the model (e.g. a VAE's reconstruction error): mean and std.
+  extras = tf.function(model.eval_extras) if hasattr(model, "eval_extras") else None
+  nats, dims, count, extra = 0.0, 0.0, 0, {}
   for i, (batch, *label) in enumerate(patches):
     seeds = tf.random.stateless_uniform([tf.shape(batch)[0], 2], [config.eval.seed, i],
                                         minval=0, maxval=2**62, dtype=tf.int64)
-    n, d = terms(batch, seeds, **({"label": label[0]} if label else {}))
+    cond = {"label": label[0]} if label else {}
+    n, d = terms(batch, seeds, **cond)
     nats, dims, count = nats + float(tf.reduce_sum(n)), dims + float(tf.reduce_sum(d)), count + len(n)
+    for name, values in (extras(batch, seeds, **cond) if extras else {}).items():
+      extra.setdefault(name, []).append(values.numpy())
   to_units, _ = units.METRICS[module.METRIC]
   metrics = {module.METRIC: float(to_units(nats, dims)), "test_patches": count,
              "test_patch_size": config.eval.patch_size}
+  for name, values in extra.items():
+    values = np.concatenate(values)
+    metrics.update({name: float(values.mean()), f"{name}_std": float(values.std())})
   members = config.eval.get("ensemble", 1)
   if members > 1 and hasattr(model, "ensemble_terms"):
     metrics.update(_evaluate_ensemble(model, module, config, patches, members))

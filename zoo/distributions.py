@@ -40,3 +40,26 @@ def unwhitened(whitened_dist, shift, scale):
   """
   return tfd.TransformedDistribution(
       whitened_dist, tfb.Chain([tfb.Shift(shift), tfb.Scale(scale)]))
+
+
+def diagonal_gaussian(params):
+  """Returns a VAE posterior N(mu, diag(sigma^2)) from params [..., 2D] = [mu, s].
+
+  sigma = softplus(s) + 1e-4 keeps the scale positive and away from zero.
+  A `tfd.MultivariateNormalDiag` with event [D]: KL to another such Gaussian is analytic.
+  """
+  loc, raw = tf.split(params, 2, axis=-1)
+  return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.nn.softplus(raw) + 1e-4)
+
+
+def discretized_gaussian(mean, sigma, levels):
+  """Returns p(x) over integer images x in [0, levels): N(mean, sigma^2) integrated over bins.
+
+  `mean` float [B, H, W, C] and `sigma` (broadcasting) live on the [0, 1) scale, where
+  value k owns the bin [k / L, (k + 1) / L); the first and last bins take the tails.
+  TFP's `QuantizedDistribution` gives Y = ceil(X) the mass of (Y - 1, Y], so X is the
+  Gaussian in units of bins, shifted down by one. Event shape [H, W, C].
+  """
+  x = tfd.Normal(loc=mean * levels - 1.0, scale=sigma * levels)
+  return tfd.Independent(tfd.QuantizedDistribution(x, low=0.0, high=levels - 1.0),
+                         reinterpreted_batch_ndims=3)

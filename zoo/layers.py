@@ -9,11 +9,18 @@ def per_example_uniform(seeds, shape, minval=0.0, maxval=1.0):
 
   `seeds` int [B, 2]. Keying each example by its own seed makes a sample independent
   of the rest of its batch, and a training step identical however the global batch is
-  split across replicas.
+  split across replicas. The numbers are those of TF's own kernels, which the exported
+  (XLA-free) functions use: under XLA on CPU the same seed draws other numbers.
   """
   return tf.map_fn(
       lambda s: tf.random.stateless_uniform(shape, s, minval=minval, maxval=maxval),
       tf.cast(seeds, tf.int64), fn_output_signature=tf.float32)
+
+
+def per_example_normal(seeds, shape):
+  """Returns float32 [B, *shape] standard normal noise, row b drawn from `seeds[b]` alone."""
+  return tf.map_fn(lambda s: tf.random.stateless_normal(shape, s),
+                   tf.cast(seeds, tf.int64), fn_output_signature=tf.float32)
 
 
 def neighbourhood_offsets(width):
@@ -174,6 +181,18 @@ def unskew(skewed, width):
   return tf.reshape(flat, [b, h, d + 1, f])[:, :, :width]
 
 
+def diagonal_order(height, width):
+  """Returns (order, ranges): the raster indices of an H x W grid's cells in anti-diagonal
+  order (int [H*W]), and each diagonal d's row range (lo, hi), cell (i, d - i) for i in it.
+  """
+  order, ranges = [], []
+  for d in range(height + width - 1):
+    lo, hi = max(0, d - width + 1), min(d, height - 1)
+    ranges.append((lo, hi))
+    order += [i * width + d - i for i in range(lo, hi + 1)]
+  return np.array(order), ranges
+
+
 class SpatialLSTM(keras.layers.Layer):
   """A spatial LSTM layer (RIDE eq. 6), computed by anti-diagonal wavefront.
 
@@ -221,8 +240,8 @@ class SpatialLSTM(keras.layers.Layer):
     """Returns (h, c): float32 [B, H, W, U] hidden and memory states for inputs x [B, H, W, F].
 
     With static H and W inside a graph (training patches) the H + W - 1 diagonals are
-    unrolled, each computing only its own cells: XLA then fuses the whole grid (about
-    3x faster than the loop). Otherwise (sizes known only at run time, e.g. an export's
+    unrolled, each computing only its own cells: XLA then compiles the whole grid
+    (`python -m benchmarks.slstm_speed` compares it with a raster-order loop). Otherwise (sizes known only at run time, e.g. an export's
     log_prob) one `tf.while_loop` steps over the diagonals of a skewed grid.
     """
     if x.shape[1] is not None and x.shape[2] is not None and not tf.executing_eagerly():
@@ -230,29 +249,47 @@ class SpatialLSTM(keras.layers.Layer):
     return self._loop(x)
 
   def _unrolled(self, x):
-    """`call` for static H, W: diagonal d holds rows lo..hi, cell (i, d - i) at row i."""
+    """`call` for static H, W: each diagonal holds only its own cells, [n, B, U].
+
+    Cells run in diagonal order (a static permutation of raster order), cell-major so
+    that a diagonal is a contiguous slice. Diagonal d holds rows lo..hi; padded with one
+    zero row at each end, the previous diagonal (rows lo'..hi') then holds every left
+    neighbour (i, j-1) at row i and every upper one (i-1, j) at row i-1, zero where the
+    neighbour is outside the grid. The recurrent matmul runs once per diagonal on the
+    previous diagonal's states, with the left and upper weights side by side.
+    """
     height, width, u = x.shape[1], x.shape[2], self.units
-    projected = skew(self.input_projection(x))  # [B, H, W+H-1, 5U]: column d = diagonal d
     b = tf.shape(x)[0]
-    zeros = tf.zeros([b, height + 2, u])  # rows -1..H of the previous diagonal, zero outside
-    h_prev, c_prev, hs, cs = zeros, zeros, [], []
-    for d in range(height + width - 1):
-      lo, hi = max(0, d - width + 1), min(d, height - 1)
+    order, ranges = diagonal_order(height, width)
+    projected = tf.transpose(tf.reshape(self.input_projection(x), [b, height * width, 5 * u]),
+                             [1, 0, 2])  # [H*W, B, 5U], raster order
+    projected = tf.gather(projected, order)  # diagonal order
+    w_h = tf.concat([self.w_h[:u], self.w_h[u:]], 1)  # [U, 10U]: left | up
+    w_c = tf.concat([self.w_c[:u], self.w_c[u:]], 1) if self.extended else None
+    hs, cs, start, lo_prev = [], [], 0, 0
+    for d, (lo, hi) in enumerate(ranges):
       n = hi - lo + 1
-      flat = lambda s: tf.reshape(s, [b * n, u])
-      # Left neighbour (i, j-1): previous diagonal, row i; upper (i-1, j): row i-1.
-      h_new, c_new = self.cell(tf.reshape(projected[:, lo:hi + 1, d], [b * n, 5 * u]),
-                               flat(h_prev[:, lo + 1:hi + 2]), flat(c_prev[:, lo + 1:hi + 2]),
-                               flat(h_prev[:, lo:hi + 1]), flat(c_prev[:, lo:hi + 1]))
-      pad = [[0, 0], [lo, height - 1 - hi], [0, 0]]
-      h_full = tf.pad(tf.reshape(h_new, [b, n, u]), pad)  # [B, H, U], zero off the diagonal
-      c_full = tf.pad(tf.reshape(c_new, [b, n, u]), pad)
-      hs.append(h_full)
-      cs.append(c_full)
-      h_prev = tf.pad(h_full, [[0, 0], [1, 1], [0, 0]])
-      c_prev = tf.pad(c_full, [[0, 0], [1, 1], [0, 0]])
-    out = lambda states: unskew(tf.stack(states, axis=2), width)  # [B, H, W, U]
-    return out(hs), out(cs)
+      z = projected[start:start + n]  # [n, B, 5U]
+      start += n
+      if d > 0:
+        left, up = slice(lo - lo_prev + 1, hi - lo_prev + 2), slice(lo - lo_prev, hi - lo_prev + 1)
+        padded = lambda s: tf.pad(s, [[1, 1], [0, 0], [0, 0]])  # rows lo'-1 .. hi'+1
+        c_pad = padded(cs[-1])
+        for state, w in ((hs[-1], w_h), (cs[-1], w_c)):
+          if w is not None:
+            q = padded(tf.reshape(tf.reshape(state, [-1, u]) @ w, [-1, b, 10 * u]))  # [n'+2, B, 10U]
+            z += q[left, :, :5 * u] + q[up, :, 5 * u:]
+      g, o, i, f_r, f_c = tf.split(z, 5, axis=-1)
+      c_new = tf.tanh(g) * tf.sigmoid(i)
+      if d > 0:
+        c_new += c_pad[left] * tf.sigmoid(f_c) + c_pad[up] * tf.sigmoid(f_r)
+      hs.append(tf.tanh(c_new * tf.sigmoid(o)))
+      cs.append(c_new)
+      lo_prev = lo
+    inverse = np.argsort(order)
+    raster = lambda states: tf.transpose(  # [B, H, W, U]
+        tf.reshape(tf.gather(tf.concat(states, 0), inverse), [height, width, b, u]), [2, 0, 1, 3])
+    return raster(hs), raster(cs)
 
   def _loop(self, x):
     """`call` by one `tf.while_loop` over the diagonals of the skewed grid (any sizes)."""

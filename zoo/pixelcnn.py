@@ -398,7 +398,10 @@ class Model(keras.Model):
         for block, buffer, bias, (kernel, out_kernel, _) in zip(blocks, buffers, pixel_biases,
                                                                  weights):
           # buffer [B, W + rows - 1, Cin]: this block's inputs of the row, left-padded.
-          window = tf.concat([buffer[:, j:j + block.rows - 1], feature[:, None]], 1)
+          # tf.slice keeps the window's static size, which XLA needs (a strided slice
+          # with a loop-variable end has none).
+          window = tf.concat([tf.slice(buffer, [0, j, 0], [-1, block.rows - 1, -1]),
+                              feature[:, None]], 1)
           new_buffers.append(buffer + onehot_pad(block, j) * (feature[:, None] - buffer))
           feature = block.horizontal_pixel(window, bias, (kernel, out_kernel))
         hidden = tf.nn.relu(tf.nn.relu(feature) @ head1 + dense1.bias)

@@ -1,0 +1,231 @@
+r"""Variational auto-encoder (Kingma & Welling 2014): the VAE family's baseline.
+
+  q(z | x) = N(mu(x), diag(sigma(x)^2))        a conv encoder, sigma = softplus(.) + 1e-4
+  p(z)     = N(0, I)                            `latent_size` dimensions
+  p(x | z) = a Gaussian around the deconv decoder's mean image m(z)
+
+  ELBO(x) = E_q[log p(x | z)] - KL(q(z | x) || p(z))   (one reparameterised sample, analytic KL)
+
+Pixels are on the [0, 1) scale of the zoo's continuous models: the sub-pixel value k
+(of `levels`) owns the bin [k / L, (k + 1) / L), centre (k + 0.5) / L. Two decoder
+likelihoods, `config.model.likelihood`:
+
+  * "gaussian": N(m(z), sigma^2) with a fixed sigma (`config.model.sigma`) on the
+    uniformly dequantised image: the l2 loss of the VAE papers (multi-stage VAE eq. 12,
+    LapCVAE section 5). Its ELBO is a density on [0, 1)^D; bits/dim adds log2(L) per
+    dimension, a bound on the discrete image's bits/dim.
+  * "discretized" (default): the same Gaussian integrated over each bin (the two end
+    bins take the tails), a TFP `QuantizedDistribution`, with a learned sigma per
+    channel: a probability of the discrete image, so the ELBO is in bits/dim directly.
+
+Reconstruction error is the LapCVAE paper's: the square root of the mean squared error
+on the 0..255 scale between an image and the decoder's mean at the posterior mean.
+
+Choices left open by the papers, made here: the encoder halves the image `downsamples`
+times (conv 3x3 stride 2, `hidden` then 2 `hidden` ... features, ReLU), then a dense
+layer to the 2 `latent_size` posterior parameters; the decoder mirrors it (dense,
+transposed convs) and ends in a linear 3x3 conv to the mean image. Samples (`sample`)
+and reconstructions are the decoder's mean image rounded to the nearest level, as the
+papers show them. `log_prob` (the export's) is a one-sample ELBO with a fixed seed, so
+it is deterministic; evaluation draws one sample per image from its own seed.
+
+Train: python -m training.run --model=vae --data=lfw_faces
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from zoo import distributions
+from zoo import layers
+
+tfd = tfp.distributions
+
+METRIC = "bits_per_dim"  # zoo.units.METRICS key: the negative ELBO in bits/dim
+LIKELIHOODS = ("discretized", "gaussian")
+
+
+def conv_encoder(hidden, downsamples, out_size, seeds, name="encoder"):
+  """Returns a Keras Sequential: images [B, H, W, C] -> features [B, out_size]."""
+  glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
+  convs = [keras.layers.Conv2D(hidden * 2 ** k, 3, strides=2, padding="same", activation="relu",
+                               kernel_initializer=glorot()) for k in range(downsamples)]
+  return keras.Sequential(convs + [keras.layers.Flatten(),
+                                   keras.layers.Dense(out_size, kernel_initializer=glorot())],
+                          name=name)
+
+
+def deconv_decoder(hidden, downsamples, image_shape, seeds, name="decoder"):
+  """Returns a Keras Sequential: latents [B, D] -> mean image [B, H, W, C] (linear)."""
+  height, width, channels = image_shape
+  glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
+  top = hidden * 2 ** max(downsamples - 1, 0)
+  h0, w0 = height // 2 ** downsamples, width // 2 ** downsamples
+  deconvs = [keras.layers.Conv2DTranspose(hidden * 2 ** k, 3, strides=2, padding="same",
+                                          activation="relu", kernel_initializer=glorot())
+             for k in reversed(range(downsamples))]
+  return keras.Sequential(
+      [keras.layers.Dense(h0 * w0 * top, activation="relu", kernel_initializer=glorot()),
+       keras.layers.Reshape((h0, w0, top))] + deconvs
+      + [keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer=glorot())],
+      name=name)
+
+
+def check_image_size(image_shape, downsamples):
+  """Raises ValueError unless H and W are multiples of 2 ** downsamples."""
+  height, width = image_shape[:2]
+  step = 2 ** downsamples
+  if height % step or width % step or downsamples < 1:
+    raise ValueError(f"config.model.downsamples={downsamples} needs images whose sides are "
+                     f"multiples of {step}; these are {height}x{width}")
+
+
+class Model(keras.Model):
+  """The VAE as a Keras model; see the module docstring.
+
+  Model API: `encode` (posterior mean and stddev), `decode`, `reconstruct`, `sample`,
+  `log_prob` (ELBO, nats), `eval_terms`, `eval_extras` (reconstruction error),
+  `train_loss`.
+  """
+
+  def __init__(self, config, **kwargs):
+    super().__init__(**kwargs)
+    mc = config.model
+    self.height, self.width, self.channels = (int(d) for d in config.data.image_shape)
+    self.levels = int(mc.get("levels", 256))
+    self.likelihood = mc.likelihood
+    if self.likelihood not in LIKELIHOODS:
+      raise ValueError(f"unknown config.model.likelihood {self.likelihood!r}; "
+                       f"valid: {', '.join(LIKELIHOODS)}")
+    self.continuous = self.likelihood == "gaussian"  # log_prob is a density on [0, 1)^D
+    self.latent_size, self.kl_weight = int(mc.latent_size), float(mc.kl_weight)
+    check_image_size(config.data.image_shape, mc.downsamples)
+    self.fixed_size = (self.height, self.width)
+    seeds = iter(range(1000 * mc.seed, 1000 * mc.seed + 1000))
+    self.encoder = conv_encoder(mc.hidden, mc.downsamples, 2 * self.latent_size, seeds)
+    self.decoder = deconv_decoder(mc.hidden, mc.downsamples, config.data.image_shape, seeds)
+    # log sigma per channel: fixed for "gaussian", learned for "discretized".
+    self.log_sigma = self.add_weight(
+        shape=(self.channels,), initializer=keras.initializers.Constant(np.log(mc.sigma)),
+        trainable=self.likelihood == "discretized", name="log_sigma")
+    self.encoder.build((None, self.height, self.width, self.channels))
+    self.decoder.build((None, self.latent_size))
+
+  # -- the two halves ---------------------------------------------------------------------
+
+  def scale(self, images):
+    """Returns float32 [B, H, W, C]: the bin centres (k + 0.5) / levels of uint8 images."""
+    return (tf.cast(images, tf.float32) + 0.5) / self.levels
+
+  def posterior(self, images):
+    """Returns q(z | x): a tfd.MultivariateNormalDiag with batch [B], event [latent_size]."""
+    x = tf.ensure_shape(self.scale(images), [None, self.height, self.width, self.channels])
+    return distributions.diagonal_gaussian(self.encoder(x))
+
+  def prior(self):
+    """Returns p(z) = N(0, I) over [latent_size]."""
+    return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_size]))
+
+  def decoder_mean(self, z):
+    """Returns float32 [B, H, W, C]: the decoder's mean image on the [0, 1) scale."""
+    return self.decoder(z)
+
+  def likelihood_of(self, mean):
+    """Returns p(x | z) for a mean image [B, H, W, C]: over the dequantised [0, 1) image
+    ("gaussian") or over the integer image ("discretized"), event [H, W, C]."""
+    sigma = tf.exp(self.log_sigma)  # [C]
+    if self.continuous:
+      return tfd.Independent(tfd.Normal(mean, sigma), reinterpreted_batch_ndims=3)
+    return distributions.discretized_gaussian(mean, sigma, self.levels)
+
+  def to_images(self, mean):
+    """Returns uint8 [B, H, W, C]: a mean image [0, 1) rounded to the nearest level."""
+    return tf.cast(tf.clip_by_value(tf.round(mean * self.levels - 0.5), 0, self.levels - 1), tf.uint8)
+
+  # -- model API --------------------------------------------------------------------------
+
+  def encode(self, images):
+    """Returns {"mean", "stddev"}: float32 [B, latent_size] each, of q(z | x)."""
+    q = self.posterior(images)
+    return {"mean": q.mean(), "stddev": q.stddev()}
+
+  def decode(self, latents):
+    """Returns uint8 [B, H, W, C]: the decoder's mean image for latents [B, latent_size]."""
+    return self.to_images(self.decoder_mean(tf.cast(latents, tf.float32)))
+
+  def reconstruct(self, images, seeds):
+    """Returns uint8 [B, H, W, C]: decode(z), z drawn from q(z | x) with row b's seed."""
+    return self.decode(self._posterior_sample(self.posterior(images), seeds))
+
+  def _posterior_sample(self, q, seeds):
+    """Returns z [B, D] = mean + stddev * eps, eps from each row's own seed."""
+    eps = layers.per_example_normal(seeds, [self.latent_size])
+    return q.mean() + q.stddev() * eps
+
+  def _observed(self, images, seeds):
+    """Returns what p(x | z) scores: the integer image (float), or for the Gaussian the
+    image dequantised on [0, 1) with uniform noise from each row's (reversed) seed."""
+    if not self.continuous:
+      return tf.cast(images, tf.float32)
+    noise = layers.per_example_uniform(tf.reverse(seeds, [1]), images.shape[1:])
+    return (tf.cast(images, tf.float32) + noise) / self.levels
+
+  def elbo_terms(self, images, seeds):
+    """Returns (E_q log p(x | z) [B], KL(q || p) [B]) in nats, one sample per row's seed.
+
+    For the Gaussian likelihood the image is dequantised with uniform noise from the
+    same seed, so its term is a density on [0, 1)^D.
+    """
+    q = self.posterior(images)
+    mean = self.decoder_mean(self._posterior_sample(q, seeds))
+    x = self._observed(images, seeds)
+    return self.likelihood_of(mean).log_prob(x), tfd.kl_divergence(q, self.prior())
+
+  def importance_weighted(self, images, seeds, samples):
+    """Returns float32 [B]: the importance-weighted bound (Burda et al. 2016) with `samples`
+    draws from q(z | x), nats: log mean_k p(x, z_k) / q(z_k | x) (the one-sample ELBO
+    with a Monte Carlo KL for samples=1; tighter as samples grow)."""
+    q = self.posterior(images)
+    eps = tf.transpose(layers.per_example_normal(seeds, [samples, self.latent_size]), [1, 0, 2])
+    z = q.mean() + q.stddev() * eps  # [K, B, D]
+    mean = tf.reshape(self.decoder_mean(tf.reshape(z, [-1, self.latent_size])),
+                      tf.concat([[samples], tf.shape(images)], 0))  # [K, B, H, W, C]
+    x = self._observed(images, seeds)
+    log_w = self.likelihood_of(mean).log_prob(x) + self.prior().log_prob(z) - q.log_prob(z)
+    return tf.reduce_logsumexp(log_w, 0) - np.log(samples)
+
+  def log_prob(self, images):
+    """Returns float32 [B]: the ELBO of each image in nats, one sample with fixed seeds
+    (deterministic, and a row's value does not depend on the rest of the batch)."""
+    seeds = tf.zeros([tf.shape(images)[0], 2], tf.int64)
+    reconstruction, kl = self.elbo_terms(images, seeds)
+    return reconstruction - kl
+
+  def call(self, images):
+    return self.log_prob(images)
+
+  def eval_terms(self, images, seeds):
+    """Returns (ELBO [B] nats, dimensions [B]); for the Gaussian likelihood the ELBO of
+    the discrete image it bounds (the density's minus D log L)."""
+    reconstruction, kl = self.elbo_terms(images, seeds)
+    dims = float(np.prod(images.shape[1:]))
+    elbo = reconstruction - kl - (dims * np.log(self.levels) if self.continuous else 0.0)
+    return elbo, tf.fill(tf.shape(elbo), dims)
+
+  def eval_extras(self, images, seeds):
+    """Returns {"reconstruction_rmse": [B]}: sqrt of the mean squared error on the 0..255
+    scale between each image and the decoder's mean at the posterior mean."""
+    del seeds
+    mean = self.decoder_mean(self.posterior(images).mean())
+    error = (mean * self.levels - 0.5 - tf.cast(images, tf.float32)) * (255.0 / (self.levels - 1))
+    return {"reconstruction_rmse": tf.sqrt(tf.reduce_mean(tf.square(error), [1, 2, 3]))}
+
+  def train_loss(self, images, seeds):
+    """Returns (per-example loss [B], terms): (-E_q log p(x | z) + kl_weight KL) per dimension."""
+    reconstruction, kl = self.elbo_terms(images, seeds)
+    dims = float(np.prod(images.shape[1:]))
+    return (self.kl_weight * kl - reconstruction) / dims, {"kl": kl, "reconstruction": reconstruction}
+
+  def sample(self, seeds):
+    """Returns uint8 [B, H, W, C]: decode(z), z ~ N(0, I) from each row's own seed."""
+    return self.decode(layers.per_example_normal(seeds, [self.latent_size]))
