@@ -183,6 +183,19 @@ def _vector_check(name, size_attr, source):
   return check
 
 
+def _check_coarse(model, signature, coarse):
+  """Returns `coarse` uint8 [N, h, w, C] gated on shape: (h, w) one of the model's coarse sizes."""
+  sizes = sorted(model.coarse_sizes().values(), reverse=True)
+  c = model.channels
+  what = (f"{signature}: `coarse` must be uint8 [N, h, w, {c}], a coarse image of one of the "
+          f"sizes {', '.join(f'{h}x{w}' for h, w in sizes)} (pyramid levels 1..{len(sizes)}), N >= 1")
+  return _checked(coarse, 4, what, lambda dims: [
+      (dims[0] >= 1, "empty batch"),
+      (tf.equal(dims[3], c), "wrong number of channels"),
+      (tf.reduce_any([tf.reduce_all(tf.equal(dims[1:3], hw)) for hw in sizes]), "wrong size"),
+  ])
+
+
 _check_code = _vector_check("code", "code_size", "from `encode`")
 _check_latents = _vector_check("latents", "latent_size", "e.g. `mean` from `encode`")
 
@@ -209,6 +222,11 @@ INPUTS = {
     "code": Input(spec=lambda model: tf.TensorSpec([None, None], tf.float32), check=_check_code,
                   example=lambda model, images: np.zeros([len(WARMUP_SEEDS), model.code_size],
                                                          np.float32)),
+    # LapCVAE's coarse image (`sample_from_coarse`); the warmup uses the coarsest size.
+    "coarse": Input(spec=lambda model: tf.TensorSpec([None, None, None, None], tf.uint8),
+                    check=_check_coarse,
+                    example=lambda model, images: images[:, ::2 ** (len(model.coarse_sizes())),
+                                                         ::2 ** (len(model.coarse_sizes()))]),
     # A latent-variable model's latents (`decode`).
     "latents": Input(spec=lambda model: tf.TensorSpec([None, None], tf.float32),
                      check=_check_latents,
@@ -261,6 +279,21 @@ def _log_prob(model, images, **cond):
   dims = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
   bits = units.discrete_bits_per_dim(log_prob, dims, model.levels, model.continuous)
   return {"log_prob": log_prob, "bits_per_dim": bits}
+
+
+def _sample_from_coarse(model, coarse, seed):
+  """Returns {images: uint8 [N, H, W, C]}: for each coarse image (level j of the pyramid,
+  j from its size), an image with that coarse level and finer levels drawn from the
+  model (LapCVAE section 5.2)."""
+  (seed,) = _rows_match("sample_from_coarse", ("coarse", coarse), ("seed", seed))
+  sizes = model.coarse_sizes()  # {j: (h, w)}
+  shape = tf.shape(coarse)
+  branches, index = [], tf.constant(0)
+  for n, (j, (h, w)) in enumerate(sorted(sizes.items())):
+    index += n * tf.cast(tf.logical_and(tf.equal(shape[1], h), tf.equal(shape[2], w)), tf.int32)
+    branches.append(lambda h=h, w=w: model.sample_from_coarse(
+        tf.ensure_shape(coarse, [None, h, w, model.channels]), seed)[0])
+  return {"images": tf.switch_case(index, branches)}
 
 
 INPAINT_DEFAULTS = dict(sweeps=10, block=5, window=19, candidates=5)  # config.inpaint overrides
@@ -334,6 +367,8 @@ SIGNATURES = {
     "decode": Signature(("latents",), _decode, applies=_latent),
     "reconstruct": Signature(("images", "seed"), _reconstruct,
                              applies=lambda m: _autoencoder(m) or _latent(m)),
+    "sample_from_coarse": Signature(("coarse", "seed"), _sample_from_coarse,
+                                    applies=lambda model: hasattr(model, "coarse_sizes")),
     # 12 x 12 warmup images keep the warmup replay at about a second.
     "inpaint": Signature(("images", "mask", "seed"), _inpaint,
                          applies=lambda model: hasattr(model, "ancestral"),

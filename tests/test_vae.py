@@ -1,11 +1,14 @@
-"""The VAE baseline: a normalised discretised likelihood, an analytic KL that matches
-Monte Carlo, ELBO below the importance-weighted bound, per-row seeds, training."""
+"""The VAE family: a normalised discretised likelihood, an analytic KL that matches Monte
+Carlo, ELBO below the importance-weighted bound, per-row seeds; the multi-stage VAE's
+stages and losses."""
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from configs import msvae as msvae_config
 from configs import vae as vae_config
 from zoo import distributions
+from zoo import msvae
 from zoo import vae
 
 
@@ -98,12 +101,69 @@ class VaeTest(tf.test.TestCase):
     expected = np.sqrt(np.mean(((mean.numpy() * 256 - 0.5) - images.numpy()) ** 2, axis=(1, 2, 3)))
     self.assertAllClose(model.eval_extras(images, None)["reconstruction_rmse"], expected, rtol=1e-5)
 
-  def test_image_size_must_suit_the_downsampling(self):
-    with self.assertRaisesRegex(ValueError, "multiples of 4; these are 8x10"):
-      vae.Model(tiny(shape=(8, 10, 1), downsamples=2))
+  def test_any_image_size_decodes_to_itself(self):
+    for shape, downsamples in (((8, 10, 1), 2), ((28, 28, 1), 3), ((7, 5, 3), 1)):
+      model = vae.Model(tiny(shape=shape, downsamples=downsamples))
+      self.assertEqual(model.sample(seed_rows(2)).shape, (2, *shape))
+
+  def test_bad_config_says_what_is_allowed(self):
+    with self.assertRaisesRegex(ValueError, "downsamples=0 must be at least 1"):
+      vae.Model(tiny(downsamples=0))
     with self.assertRaisesRegex(ValueError, "unknown config.model.likelihood 'l1'"):
       vae.Model(tiny("l1"))
 
 
 if __name__ == "__main__":
   tf.test.main()
+
+
+class SharpnessTest(tf.test.TestCase):
+
+  def test_an_image_is_as_sharp_as_itself_and_blurring_lowers_it(self):
+    images = tf.cast(random_images((8, 8, 3)), tf.float32)
+    self.assertAllClose(vae.sharpness(images, images), [1.0] * 4)
+    blurred = tf.nn.avg_pool2d(images, 3, 1, "SAME")
+    self.assertAllLess(vae.sharpness(blurred, images), 0.5)
+
+
+class MultiStageVaeTest(tf.test.TestCase):
+
+  def model(self, variant, **overrides):
+    config = msvae_config.get_config("tiny")
+    config.data.image_shape = (8, 8, 1)
+    config.model.update({"variant": variant, "stages": 3, **overrides})
+    return msvae.Model(config)
+
+  def test_every_stage_starts_as_the_identity(self):
+    model = self.model("multistage")
+    stages = model.stage_means(tf.random.normal([2, model.latent_size], seed=1))
+    self.assertLen(stages, 3)
+    for later in stages[1:]:
+      self.assertAllClose(later, stages[0])
+
+  def test_multistage_trains_refinements_by_l1_only_and_residual_by_the_likelihood(self):
+    images, seeds = random_images((8, 8, 1)), seed_rows(4)
+    for variant in msvae.VARIANTS:
+      with self.subTest(variant=variant):
+        model = self.model(variant)
+        refine_vars = [v for r in model.refiners for v in r.trainable_variables]
+        with tf.GradientTape(persistent=True) as tape:
+          _, terms = model.train_loss(images, seeds)
+          likelihood = tf.reduce_sum(terms["reconstruction"])
+          l1 = tf.add_n([tf.reduce_sum(v) for k, v in terms.items() if k.startswith("l1_")]
+                        or [tf.constant(0.0)])
+        grads = tape.gradient(likelihood, refine_vars)
+        if variant == "multistage":
+          self.assertTrue(all(g is None for g in grads))  # the density is the coarse stage's
+          self.assertTrue(any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0
+                              for g in tape.gradient(l1, refine_vars)))
+          self.assertEqual(sorted(k for k in terms if k.startswith("l1_")), ["l1_stage2", "l1_stage3"])
+        else:
+          self.assertTrue(any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads))
+          self.assertNotIn("l1_stage2", terms)
+
+  def test_bad_variant_or_too_few_stages_say_what_is_allowed(self):
+    with self.assertRaisesRegex(ValueError, "valid: multistage, residual"):
+      self.model("pyramid")
+    with self.assertRaisesRegex(ValueError, "at least 2 stages"):
+      self.model("residual", stages=1)

@@ -63,3 +63,10 @@ def discretized_gaussian(mean, sigma, levels):
   x = tfd.Normal(loc=mean * levels - 1.0, scale=sigma * levels)
   return tfd.Independent(tfd.QuantizedDistribution(x, low=0.0, high=levels - 1.0),
                          reinterpreted_batch_ndims=3)
+
+
+def pyramid_prior(loc, raw_scale):
+  """Returns LapCVAE's learned prior N(R_k(mu'), S_k(sigma')) (eq. 13) from the outputs of
+  its MLPs M_k: loc = R_k(mu') [B, D], raw_scale = S_k(sigma') [B, D] made positive by
+  softplus (+1e-4). An image-dependent Gaussian: over images, a mixture of Gaussians."""
+  return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.nn.softplus(raw_scale) + 1e-4)

@@ -1,0 +1,130 @@
+"""LapCVAE: an exact pyramid, a valid learned prior, ELBO below the importance-weighted
+bound, partial sampling that keeps the coarse image, training parts, export."""
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from configs import lapcvae as lapcvae_config
+from export import saved_model
+from zoo import lapcvae
+
+
+def tiny(shape=(8, 10, 1), **overrides):
+  config = lapcvae_config.get_config("tiny")
+  config.data.image_shape = shape
+  config.model.update(overrides)
+  return config
+
+
+def random_images(shape, n=3, seed=0):
+  return tf.constant(np.random.default_rng(seed).integers(0, 256, [n, *shape]), tf.uint8)
+
+
+def seed_rows(n, first=0):
+  return tf.constant([[5, first + k] for k in range(n)], tf.int64)
+
+
+class PyramidTest(tf.test.TestCase):
+
+  def test_decomposition_then_reconstruction_returns_the_image(self):
+    for shape, levels in (((32, 32, 1), 4), ((8, 12, 3), 3), ((6, 10, 2), 2)):
+      with self.subTest(shape=shape, levels=levels):
+        x = tf.random.uniform([2, *shape], seed=1)
+        pyramid = lapcvae.decompose(x, levels)
+        self.assertEqual([p.shape[1:3] for p in pyramid],
+                         [(shape[0] >> k, shape[1] >> k) for k in range(levels)])
+        self.assertAllClose(lapcvae.reconstruct_pyramid(pyramid)[0], x, atol=1e-6)
+        # The band-pass levels carry only detail: a constant image has none.
+        flat = lapcvae.decompose(tf.fill([1, *shape], 0.3), levels)
+        for h in flat[:-1]:
+          self.assertAllClose(h, tf.zeros_like(h), atol=1e-6)
+
+  def test_down_and_upsampling_keep_a_constant_image(self):
+    x = tf.fill([1, 8, 8, 1], 0.7)
+    self.assertAllClose(lapcvae.downsample(x), tf.fill([1, 4, 4, 1], 0.7))
+    self.assertAllClose(lapcvae.upsample(x), tf.fill([1, 16, 16, 1], 0.7))
+
+
+class LapCvaeTest(tf.test.TestCase):
+
+  def test_learned_prior_is_a_density_whose_kl_matches_monte_carlo(self):
+    model = lapcvae.Model(tiny(latent_size=3))
+    terms = model.pyramid_terms(random_images((8, 10, 1)), seed_rows(3))
+    prior, q = terms["prior"][0], terms["posterior"][0]  # the finest level: eq. 13
+    self.assertNotAllClose(prior.mean(), tf.zeros_like(prior.mean()))  # image-dependent
+    self.assertAllGreater(prior.stddev(), 0.0)
+    z = q.sample(20000, seed=(3, 4))
+    monte_carlo = tf.reduce_mean(q.log_prob(z) - prior.log_prob(z), 0)
+    self.assertAllGreaterEqual(terms["kl"][0], 0.0)
+    self.assertAllClose(terms["kl"][0], monte_carlo, rtol=0.05, atol=0.02)
+
+  def test_without_m_every_prior_is_standard_normal(self):
+    model = lapcvae.Model(tiny(learned_prior=False))
+    terms = model.pyramid_terms(random_images((8, 10, 1)), seed_rows(3))
+    for prior in terms["prior"]:
+      self.assertAllClose(prior.mean(), tf.zeros_like(prior.mean()))
+      self.assertAllClose(prior.stddev(), tf.ones_like(prior.stddev()))
+    self.assertEqual(model.trainable_for("prior"), [])  # no M networks at all
+
+  def test_elbo_is_below_the_importance_weighted_bound(self):
+    model = lapcvae.Model(tiny())
+    images = random_images((8, 10, 1))
+    elbo = np.mean([np.subtract(*model.elbo_terms(images, seed_rows(3, 10 * k))) for k in range(30)], 0)
+    bound = model.importance_weighted(images, seed_rows(3), samples=64)
+    self.assertAllGreater(bound - elbo, 0.0)
+
+  def test_partial_sampling_keeps_the_coarse_image_and_resamples_the_rest(self):
+    model = lapcvae.Model(tiny(shape=(16, 16, 1), levels_k=3))
+    images = random_images((16, 16, 1))
+    for j, (h, w) in model.coarse_sizes().items():
+      with self.subTest(level=j):
+        coarse = images[:, :h, :w]
+        first, kept = model.sample_from_coarse(coarse, seed_rows(3))
+        second, kept_again = model.sample_from_coarse(coarse, seed_rows(3, 100))
+        self.assertAllEqual(kept, model.scale(coarse))  # x'_j is the given coarse image
+        self.assertAllEqual(kept_again, kept)
+        self.assertEqual(first.shape, images.shape)
+        self.assertNotAllEqual(first, second)  # the finer levels are drawn anew
+        # A row depends on its own coarse image and seed only.
+        self.assertAllEqual(model.sample_from_coarse(coarse[1:2], seed_rows(3)[1:2])[0], first[1:2])
+
+  def test_training_parts_select_levels_and_priors(self):
+    model = lapcvae.Model(tiny(shape=(16, 16, 1), levels_k=3))
+    count = lambda nets: sum(len(n.trainable_variables) for n in nets)
+    self.assertLen(model.trainable_for("level2"), count([model.encoders[2], model.decoders[2]]))
+    self.assertLen(model.trainable_for("level0"),
+                   count([model.encoders[0], model.decoders[0], *model.priors[0]]))
+    self.assertLen(model.trainable_for("prior"), count([net for pair in model.priors for net in pair]))
+    with self.assertRaisesRegex(ValueError, r"valid: all, prior or level<k> with k in \[0, levels_k\)"):
+      model.trainable_for("level3")
+    # A greedy stage's loss is its own level's: the coarser levels only condition it.
+    images, seeds = random_images((16, 16, 1)), seed_rows(3)
+    with tf.GradientTape() as tape:
+      loss, terms = model.train_loss(images, seeds, part="level1")
+    self.assertEqual(sorted(terms), ["kl1"])
+    self.assertTrue(all(g is None for g in tape.gradient(loss, model.trainable_for("level0"))))
+
+  def test_bad_config_says_what_is_allowed(self):
+    with self.assertRaisesRegex(ValueError, "levels_k=3 needs image sides that are multiples of 4; these are 8x10"):
+      lapcvae.Model(tiny(levels_k=3))
+    with self.assertRaisesRegex(ValueError, "kl_weights='1,2,3' must be one non-negative number or 2"):
+      lapcvae.Model(tiny(kl_weights="1,2,3"))
+
+  def test_exported_sample_from_coarse_matches_the_model_and_checks_sizes(self):
+    config = tiny(shape=(16, 16, 1), levels_k=3)
+    model = lapcvae.Model(config)
+    path = saved_model.export(model, config, os.path.join(tempfile.mkdtemp(), "export"))
+    signature = tf.saved_model.load(path).signatures["sample_from_coarse"]
+    images = random_images((16, 16, 1))
+    for h, w in model.coarse_sizes().values():
+      out = signature(coarse=images[:, :h, :w], seed=seed_rows(3))["images"]
+      self.assertAllEqual(out, model.sample_from_coarse(images[:, :h, :w], seed_rows(3))[0])
+    with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
+                                r"`coarse` must be uint8 \[N, h, w, 1\].*sizes 8x8, 4x4.*wrong size"):
+      signature(coarse=images[:, :5, :5], seed=seed_rows(3))
+
+
+if __name__ == "__main__":
+  tf.test.main()
