@@ -128,3 +128,24 @@ class LapCvaeTest(tf.test.TestCase):
 
 if __name__ == "__main__":
   tf.test.main()
+
+
+class LapCvaeTrainingTest(tf.test.TestCase):
+  """LapCVAE through the one loop: greedy level-by-level stages on the 8x8 digits."""
+
+  def test_greedy_stages_train_one_level_at_a_time(self):
+    from training import loop  # pylint: disable=g-import-not-at-top
+    config = lapcvae_config.get_config("tiny")
+    config.train.update(steps=4, checkpoint_every=2, stages="level1:0:0.5, level0:0:0.5")
+    config.data.image_shape = (8, 8, 1)
+    initial = lapcvae.Model(config)  # seeded: the run starts from these weights
+    workdir = os.path.join(self.get_temp_dir(), "greedy")
+    metrics = loop.train("lapcvae", "digits", config, workdir, tf.distribute.get_strategy(),
+                         export=False)
+    self.assertEqual(metrics["steps"], 4)
+    model, _, checkpoint = loop.build("lapcvae", config)
+    checkpoint.restore(os.path.join(workdir, "checkpoints", "ckpt-2")).expect_partial()
+    moved = lambda part: [bool(np.any(v.numpy() != v0.numpy())) for v, v0 in
+                          zip(model.trainable_for(part), initial.trainable_for(part))]
+    self.assertTrue(any(moved("level1")))  # after the first stage: level 1 trained ...
+    self.assertFalse(any(moved("level0")))  # ... level 0 and its M untouched

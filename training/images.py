@@ -5,10 +5,11 @@ import numpy as np
 import tensorflow as tf
 
 
-def grid(images, pad=1):
-  """Returns uint8 [H', W', C]: images uint8 [N, H, W, C] tiled in a near-square grid."""
+def grid(images, pad=1, columns=None):
+  """Returns uint8 [H', W', C]: images uint8 [N, H, W, C] tiled in rows of `columns`
+  (default: a near-square grid)."""
   n, h, w, c = images.shape
-  cols = math.ceil(math.sqrt(n))
+  cols = columns or math.ceil(math.sqrt(n))
   rows = math.ceil(n / cols)
   out = np.zeros([rows * (h + pad) + pad, cols * (w + pad) + pad, c], np.uint8)
   for k, image in enumerate(images):
