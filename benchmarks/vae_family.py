@@ -16,7 +16,7 @@ sharper than the VAE. `--out_dir` receives each model's sample grid and, for Lap
 Figure-7-style grid: per test image the original, then images whose coarse levels are
 the original's and whose finer levels are drawn anew (one row per coarse level kept).
 
-About 10 minutes on the 2-core dev machine with the defaults.
+About 7 minutes on the 2-core dev machine with the defaults.
 """
 import importlib
 import os

@@ -21,7 +21,7 @@ def get_config(arg="lfw_faces"):
   """Returns the LapCVAE config; `arg` is the dataset name or "tiny" (tests)."""
   c = vae_config.get_config(arg)
   with c.unlocked():
-    c.model.update(levels_k=4, latent_size=16, kl_weights="1", learned_prior=True,
+    c.model.update(levels_k=4, latent_size=16, kl_weights="1", learned_prior=True, area_weighted=True,
                    prior_hidden=64, downsamples=2)
     c.train.stages = ""
     if arg == "digits":  # 8x8: 8, 4

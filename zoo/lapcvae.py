@@ -22,10 +22,15 @@ softplus. The prior of level k is a function of z_{k+1..K-1} only, so p(z) is a 
 hierarchical prior. `config.model.learned_prior=False` is the paper's "without M"
 ablation (N(0, I) at every level).
 
-Loss (eq. 12): sum_k [ ||h_k - h'_k||^2 / (2 sigma^2)  + lambda_k KL(q_k || p(z_k)) ] per
-image, the reconstruction term the MSE on each pyramid level (fixed sigma on the [0, 1)
-pixel scale); `config.model.kl_weights` lists lambda_k from the coarsest level to the
-finest (one value: all levels). Every level's encoder sees the true coarser image (the
+Loss (eq. 12): sum_k [ a_k ||h_k - h'_k||^2 / (2 sigma^2)  + lambda_k KL(q_k || p(z_k)) ]
+per image, the reconstruction term the squared error on each pyramid level (fixed sigma
+on the [0, 1) pixel scale); `config.model.kl_weights` lists lambda_k from the coarsest
+level to the finest (one value: all levels). The paper leaves the levels' relative
+scale open; with `area_weighted` (default) a_k = 4^k, the number of full-resolution
+pixels a level-k pixel covers, so the sum weighs an error by its footprint in the image
+as the VAE's l2 does (without it, a_k = 1, the coarse levels count 4^k times less and
+the reconstructions of `benchmarks.vae_family` were worse than the VAE's: RMSE 29.7 vs
+24.3 on lfw_faces, against 23.0 with it). Every level's encoder sees the true coarser image (the
 image is known in training), its decoder the posterior samples of its own and coarser
 levels.
 
@@ -153,6 +158,7 @@ class Model(vae.Model):
     self.sigma = float(mc.sigma)
     self.kl_weights = parse_kl_weights(mc.kl_weights, self.k)
     self.learned_prior = bool(mc.learned_prior)
+    self.area_weighted = bool(mc.area_weighted)
     step = 2 ** (self.k - 1)
     if self.height % step or self.width % step:
       raise ValueError(f"config.model.levels_k={self.k} needs image sides that are multiples of "
@@ -239,7 +245,7 @@ class Model(vae.Model):
           h_hat, x_hat, q, prior, z)
       out["kl"][k] = tfd.kl_divergence(q, prior)
       out["reconstruction"][k] = -tf.reduce_sum(tf.square(h[k] - h_hat), [1, 2, 3]) / (
-          2 * self.sigma ** 2)
+          2 * self.sigma ** 2) * (4.0 ** k if self.area_weighted else 1.0)
     return out
 
   # -- the VAE's model API on the pyramid -----------------------------------------------------
