@@ -42,14 +42,16 @@ def unwhitened(whitened_dist, shift, scale):
       whitened_dist, tfb.Chain([tfb.Shift(shift), tfb.Scale(scale)]))
 
 
-def diagonal_gaussian(params):
-  """Returns a VAE posterior N(mu, diag(sigma^2)) from params [..., 2D] = [mu, s].
+def softplus_gaussian(loc, raw_scale):
+  """Returns N(loc, diag(sigma^2)), sigma = softplus(raw_scale) + 1e-4 (positive, away
+  from zero): a `tfd.MultivariateNormalDiag` with event [D], whose KL to another such
+  Gaussian is analytic."""
+  return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.nn.softplus(raw_scale) + 1e-4)
 
-  sigma = softplus(s) + 1e-4 keeps the scale positive and away from zero.
-  A `tfd.MultivariateNormalDiag` with event [D]: KL to another such Gaussian is analytic.
-  """
-  loc, raw = tf.split(params, 2, axis=-1)
-  return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.nn.softplus(raw) + 1e-4)
+
+def diagonal_gaussian(params):
+  """Returns a VAE posterior `softplus_gaussian(mu, s)` from params [..., 2D] = [mu, s]."""
+  return softplus_gaussian(*tf.split(params, 2, axis=-1))
 
 
 def discretized_gaussian(mean, sigma, levels):
@@ -67,6 +69,6 @@ def discretized_gaussian(mean, sigma, levels):
 
 def pyramid_prior(loc, raw_scale):
   """Returns LapCVAE's learned prior N(R_k(mu'), S_k(sigma')) (eq. 13) from the outputs of
-  its MLPs M_k: loc = R_k(mu') [B, D], raw_scale = S_k(sigma') [B, D] made positive by
-  softplus (+1e-4). An image-dependent Gaussian: over images, a mixture of Gaussians."""
-  return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.nn.softplus(raw_scale) + 1e-4)
+  its MLPs M_k: loc = R_k(mu') [B, D], raw_scale = S_k(sigma') [B, D] made positive as in
+  `softplus_gaussian`. An image-dependent Gaussian: over images, a mixture of Gaussians."""
+  return softplus_gaussian(loc, raw_scale)

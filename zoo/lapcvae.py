@@ -143,19 +143,12 @@ class Model(vae.Model):
   def __init__(self, config, **kwargs):
     keras.Model.__init__(self, **kwargs)  # the levels replace the VAE's one encoder/decoder
     mc = config.model
-    self.height, self.width, self.channels = (int(d) for d in config.data.image_shape)
-    self.levels = int(mc.get("levels", 256))
-    self.likelihood = mc.likelihood
-    if self.likelihood not in vae.LIKELIHOODS:
-      raise ValueError(f"unknown config.model.likelihood {self.likelihood!r}; "
-                       f"valid: {', '.join(vae.LIKELIHOODS)}")
-    self.continuous = self.likelihood == "gaussian"
+    self._set_up_images(config)
     self.k = int(mc.levels_k)
     if self.k < 2:
       raise ValueError(f"config.model.levels_k={self.k}: a pyramid needs at least 2 levels")
     self.level_latent = int(mc.latent_size)
     self.latent_size = self.k * self.level_latent  # all levels' latents, coarsest first
-    self.sigma = float(mc.sigma)
     self.kl_weights = parse_kl_weights(mc.kl_weights, self.k)
     self.learned_prior = bool(mc.learned_prior)
     self.area_weighted = bool(mc.area_weighted)
@@ -163,10 +156,6 @@ class Model(vae.Model):
     if self.height % step or self.width % step:
       raise ValueError(f"config.model.levels_k={self.k} needs image sides that are multiples of "
                        f"{step}; these are {self.height}x{self.width}")
-    self.fixed_size = (self.height, self.width)
-    self.log_sigma = self.add_weight(
-        shape=(self.channels,), initializer=keras.initializers.Constant(np.log(mc.sigma)),
-        trainable=self.likelihood == "discretized", name="log_sigma")
     seeds = iter(range(1000 * mc.seed, 1000 * mc.seed + 1000))
     self.encoders, self.decoders, self.priors = [], [], []
     for k in range(self.k):
@@ -207,24 +196,30 @@ class Model(vae.Model):
     mu, sigma = (tf.stop_gradient(t) for t in (coarser_posterior.mean(), coarser_posterior.stddev()))
     return distributions.pyramid_prior(r(mu), s(sigma))
 
-  def _level_inputs(self, k, images_composed):
-    """Returns u(x_{k+1}) for level k (None at the coarsest), from composed images [x_k...]."""
-    return None if k == self.k - 1 else upsample(images_composed[k + 1])
+  def encode_pyramid(self, x, first=0, top=None):
+    """Returns (h, q): the pyramid [h_first, ..., h_{K-1}] of x [B, H/2^first, W/2^first, C]
+    (the [0, 1) scale; level `first` of an image) and {k: q_k(z_k | h_k, u(x_{k+1}))} for
+    the levels k >= `top` (default `first`), each from the true coarser image."""
+    h = decompose(x, self.k - first)
+    truth = reconstruct_pyramid(h)  # the true composed images x_k (b_k)
+    q = {k: self.level_posterior(k, h[k - first], None if k == self.k - 1 else
+                                 upsample(truth[k - first + 1]))
+         for k in range(first if top is None else top, self.k)}
+    return h, q
 
-  def pyramid_terms(self, images, seeds, eps=None, use_mean=False, top=None):
+  def pyramid_terms(self, images, seeds, eps=None, top=None):
     """Returns the coarse-to-fine pass over the pyramid of uint8 images [B, H, W, C]:
     dict of lists indexed by level (finest first): "h" (true h_k), "h_hat" (decoded),
     "x_hat" (composed), "posterior", "prior", "z", "kl" [B], "reconstruction" [B]
     (the MSE term, nats up to a constant), all for levels >= `top` (default 0).
 
-    z_k = mean + stddev * eps_k, eps from each row's seed (or the posterior means).
+    z_k = mean + stddev * eps_k, eps from each row's seed unless given (as `_noise`).
     """
     top = 0 if top is None else top
     # Static sizes: the pyramid's filters need the channel count (an export's input has none).
     x = tf.ensure_shape(self.scale(images), [None, self.height, self.width, self.channels])
-    h = decompose(x, self.k)
-    truth = reconstruct_pyramid(h)  # the true composed images x_k (b_k)
-    if eps is None and not use_mean:
+    h, posteriors = self.encode_pyramid(x, top=top)
+    if eps is None:
       eps = self._noise(seeds)
     out = {key: [None] * self.k for key in
            ("h", "h_hat", "x_hat", "posterior", "prior", "z", "kl", "reconstruction")}
@@ -232,8 +227,8 @@ class Model(vae.Model):
     latents = []  # z_{K-1}, ..., z_k (coarsest first)
     reencoded = None  # q_{k+1} of the decoded level k+1
     for k in reversed(range(top, self.k)):
-      q = self.level_posterior(k, h[k], self._level_inputs(k, truth))
-      z = q.mean() if use_mean else q.mean() + q.stddev() * eps[self.k - 1 - k]
+      q = posteriors[k]
+      z = q.mean() + q.stddev() * eps[self.k - 1 - k]
       latents.append(z)
       h_hat = self.decoders[k](tf.concat(latents, -1))
       x_hat = h_hat if k == self.k - 1 else h_hat + upsample(out["x_hat"][k + 1])
@@ -253,8 +248,9 @@ class Model(vae.Model):
   def posterior(self, images):
     """Returns every level's posterior as one MultivariateNormalDiag over the concatenated
     latents [B, K * latent_size], coarsest level first."""
-    terms = self.pyramid_terms(images, None, use_mean=True)
-    qs = terms["posterior"][::-1]
+    x = tf.ensure_shape(self.scale(images), [None, self.height, self.width, self.channels])
+    _, posteriors = self.encode_pyramid(x)
+    qs = [posteriors[k] for k in reversed(range(self.k))]
     return tfd.MultivariateNormalDiag(loc=tf.concat([q.mean() for q in qs], -1),
                                       scale_diag=tf.concat([q.stddev() for q in qs], -1))
 
@@ -310,14 +306,10 @@ class Model(vae.Model):
     size = coarse.shape[1]
     j = {hw[0]: level for level, hw in self.coarse_sizes().items()}[size]
     x = self.scale(coarse)
-    h = decompose(x, self.k - j)
-    truth = reconstruct_pyramid(h)
-    latents, q = [], None
-    for level in reversed(range(self.k - j)):  # level i of the coarse image is level j + i
-      k = j + level
-      q = self.level_posterior(k, h[level], None if k == self.k - 1 else upsample(truth[level + 1]))
-      latents.append(q.mean())
-    x_hat = self._sample_levels(self._noise(seeds), j, x, latents, q if self.learned_prior else None)
+    _, posteriors = self.encode_pyramid(x, first=j)  # the coarse image is level j
+    latents = [posteriors[k].mean() for k in reversed(range(j, self.k))]  # coarsest first
+    x_hat = self._sample_levels(self._noise(seeds), j, x, latents,
+                                posteriors[j] if self.learned_prior else None)
     return self.to_images(x_hat), x
 
   # -- losses and metrics -----------------------------------------------------------------

@@ -120,26 +120,32 @@ class Model(keras.Model):
   def __init__(self, config, **kwargs):
     super().__init__(**kwargs)
     mc = config.model
+    self._set_up_images(config)
+    self.latent_size, self.kl_weight = int(mc.latent_size), float(mc.kl_weight)
+    check_downsamples(mc.downsamples)
+    seeds = iter(range(1000 * mc.seed, 1000 * mc.seed + 1000))
+    self.encoder = conv_encoder(mc.hidden, mc.downsamples, 2 * self.latent_size, seeds)
+    self.decoder = deconv_decoder(mc.hidden, mc.downsamples, config.data.image_shape, seeds)
+    self.encoder.build((None, self.height, self.width, self.channels))
+    self.decoder.build((None, self.latent_size))
+
+  def _set_up_images(self, config):
+    """Sets the image size, levels and the image likelihood (and its sigma weight) from
+    the config; shared by the models built on this one."""
+    mc = config.model
     self.height, self.width, self.channels = (int(d) for d in config.data.image_shape)
+    self.fixed_size = (self.height, self.width)
     self.levels = int(mc.get("levels", 256))
     self.likelihood = mc.likelihood
     if self.likelihood not in LIKELIHOODS:
       raise ValueError(f"unknown config.model.likelihood {self.likelihood!r}; "
                        f"valid: {', '.join(LIKELIHOODS)}")
     self.continuous = self.likelihood == "gaussian"  # log_prob is a density on [0, 1)^D
-    self.latent_size, self.kl_weight = int(mc.latent_size), float(mc.kl_weight)
     self.sigma = float(mc.sigma)  # the Gaussian's fixed (or initial) sigma, [0, 1) scale
-    check_downsamples(mc.downsamples)
-    self.fixed_size = (self.height, self.width)
-    seeds = iter(range(1000 * mc.seed, 1000 * mc.seed + 1000))
-    self.encoder = conv_encoder(mc.hidden, mc.downsamples, 2 * self.latent_size, seeds)
-    self.decoder = deconv_decoder(mc.hidden, mc.downsamples, config.data.image_shape, seeds)
     # log sigma per channel: fixed for "gaussian", learned for "discretized".
     self.log_sigma = self.add_weight(
         shape=(self.channels,), initializer=keras.initializers.Constant(np.log(mc.sigma)),
         trainable=self.likelihood == "discretized", name="log_sigma")
-    self.encoder.build((None, self.height, self.width, self.channels))
-    self.decoder.build((None, self.latent_size))
 
   # -- the two halves ---------------------------------------------------------------------
 
