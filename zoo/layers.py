@@ -193,87 +193,114 @@ def diagonal_order(height, width):
   return np.array(order), ranges
 
 
+def permute(x, perm):
+  """Returns tf.gather(x, perm) for a permutation `perm` of x's first axis, whose gradient
+  is the inverse permutation (a gather) rather than tf.gather's scatter-add."""
+  inverse = np.argsort(perm)
+
+  @tf.custom_gradient
+  def forward(x):
+    return tf.gather(x, perm), lambda dy: tf.gather(dy, inverse)
+
+  return forward(x)
+
+
 def diagonal_recurrence(ranges, units, extended):
-  """Returns f(projected, w_h [, w_c]) -> (h, c): the spatial-LSTM recurrence over the
+  """Returns f(x, w_x, b, w_h [, w_c]) -> (h, c): the spatial-LSTM recurrence over the
   anti-diagonals of a grid, with a hand-written backward pass (tf.custom_gradient).
 
-  `ranges` are the diagonals' row ranges (`diagonal_order`); `projected` float32
-  [N, B, 5U] holds A_x x + b of the N = H * W cells in diagonal order; w_h (and w_c for
-  the extended layer) [U, 10U] are the recurrent weights of the left and upper
-  neighbours side by side. Returns h, c float32 [N, B, U] in diagonal order.
+  `ranges` are the diagonals' row ranges (`diagonal_order`); x float32 [N, B, F] holds
+  the inputs of the N = H * W cells in diagonal order, w_x [F, 5U] and b [5U] their
+  affine map; w_h (and w_c for the extended layer) [2U, 5U] are the recurrent weights
+  of the left and upper neighbours, stacked. Returns h, c float32 [N, B, U] in diagonal
+  order.
 
   Diagonal d holds rows lo..hi, [n, B, .] cell-major; padded with one zero row at each
   end, the previous diagonal (rows lo'..hi') holds every left neighbour (i, j-1) at row
   i and every upper one (i-1, j) at row i-1, zero where the neighbour is outside the
-  grid. The recurrent matmul runs once per diagonal on the previous diagonal's states.
-  The backward pass walks the diagonals in reverse with the gates kept from the forward
-  pass, and computes the recurrent weights' gradient as one matmul over all cells,
-  where automatic differentiation makes one small matmul per diagonal (about 2.5x
-  faster without XLA, 1.2-1.6x with it; `benchmarks.slstm_speed`).
+  grid. Each diagonal gathers its neighbours' states side by side, [n, B, 2U], and makes
+  one matmul with the stacked weights. The backward pass walks the diagonals in reverse
+  with the gates and neighbour states kept from the forward pass, sends each cell's
+  gradient back to its two neighbours with one matmul and two pads per diagonal, and
+  sums the weights' gradients diagonal by diagonal, never concatenating the per-cell
+  gradients of all cells (under XLA on CPU that copy and one tall matmul cost more
+  than the small matmuls; `benchmarks.slstm_speed`).
   """
   u = units
   counts = [hi - lo + 1 for lo, hi in ranges]
   starts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
   pad = lambda s: tf.pad(s, [[1, 1], [0, 0], [0, 0]])  # rows lo'-1 .. hi'+1
-  matmul = lambda s, w: tf.einsum("nbu,uv->nbv", s, w)  # [n, B, U] x [U, V]
+  matmul = lambda s, w: tf.einsum("nbu,uv->nbv", s, w)
 
   def neighbours(d):
     """Returns the slices of diagonal d's left and upper neighbours in the padded d - 1."""
     (lo, hi), lo_prev = ranges[d], ranges[d - 1][0]
     return slice(lo - lo_prev + 1, hi - lo_prev + 2), slice(lo - lo_prev, hi - lo_prev + 1)
 
-  def recurrence(projected, *weights):
-    hs, cs, gates = [], [], []
+  def recurrence(x, w_x, bias, *weights):
+    xs = [x[starts[d]:starts[d + 1]] for d in range(len(ranges))]  # [n, B, F] each
+    hs, cs, gates, states = [], [], [], []  # states: neighbours' (h, c) per diagonal
     for d in range(len(ranges)):
-      z = projected[starts[d]:starts[d + 1]]  # [n, B, 5U]
-      c_left = c_up = None
-      if d > 0:
+      z = matmul(xs[d], w_x) + bias  # [n, B, 5U]
+      if d == 0:
+        g, o, i = tf.tanh(z[..., :u]), tf.sigmoid(z[..., u:2 * u]), tf.sigmoid(z[..., 2 * u:3 * u])
+        c = g * i
+        gates.append((g, o, i, None, None))
+      else:
         left, up = neighbours(d)
-        for state, w in zip((hs[-1], cs[-1]), weights):
-          q = pad(matmul(state, w))  # [n'+2, B, 10U]
-          z += q[left, :, :5 * u] + q[up, :, 5 * u:]
-        c_pad = pad(cs[-1])
-        c_left, c_up = c_pad[left], c_pad[up]
-      z_g, z_o, z_i, z_r, z_c = tf.split(z, 5, axis=-1)
-      g, o, i, f_r, f_c = (tf.tanh(z_g), tf.sigmoid(z_o), tf.sigmoid(z_i), tf.sigmoid(z_r),
-                           tf.sigmoid(z_c))
-      c = g * i if d == 0 else g * i + c_left * f_c + c_up * f_r
+        h_prev, c_prev = pad(hs[-1]), pad(cs[-1])  # [n'+2, B, U]
+        nb = (tf.concat([h_prev[left], h_prev[up]], -1), tf.concat([c_prev[left], c_prev[up]], -1))
+        states.append(nb)  # h_left | h_up, c_left | c_up: [n, B, 2U] each
+        z += matmul(nb[0], weights[0])
+        if extended:
+          z += matmul(nb[1], weights[1])
+        z_g, z_o, z_i, z_r, z_c = tf.split(z, 5, axis=-1)
+        g, o, i, f_r, f_c = (tf.tanh(z_g), tf.sigmoid(z_o), tf.sigmoid(z_i), tf.sigmoid(z_r),
+                             tf.sigmoid(z_c))
+        c = g * i + nb[1][..., :u] * f_c + nb[1][..., u:] * f_r
+        gates.append((g, o, i, f_r, f_c))
       hs.append(tf.tanh(c * o))
       cs.append(c)
-      gates.append((g, o, i, f_r, f_c, c_left, c_up))
     h_all, c_all = tf.concat(hs, 0), tf.concat(cs, 0)
 
     def backward(dh_all, dc_all):
       dh_all = tf.zeros_like(h_all) if dh_all is None else tf.convert_to_tensor(dh_all)
       dc_all = tf.zeros_like(c_all) if dc_all is None else tf.convert_to_tensor(dc_all)
-      dzs, dqs = [None] * len(ranges), [None] * len(ranges)
-      dh_back = dc_back = 0.0  # what diagonal d + 1 sends back to diagonal d
+      dzs = [None] * len(ranges)
+      back = None  # [n, B, 2U]: d(h, c) that diagonal d + 1 sends back to diagonal d
       for d in reversed(range(len(ranges))):
-        dh = dh_all[starts[d]:starts[d + 1]] + dh_back
-        dc = dc_all[starts[d]:starts[d + 1]] + dc_back
-        g, o, i, f_r, f_c, c_left, c_up = gates[d]
+        dh = dh_all[starts[d]:starts[d + 1]]
+        dc = dc_all[starts[d]:starts[d + 1]]
+        if back is not None:
+          dh, dc = dh + back[..., :u], dc + back[..., u:]
+        g, o, i, f_r, f_c = gates[d]
         h, c = hs[d], cs[d]
         dt = dh * (1.0 - h * h)  # through h = tanh(c o)
         dc = dc + dt * o
-        zeros = tf.zeros_like(dc)
-        dzs[d] = tf.concat([dc * i * (1.0 - g * g), dt * c * o * (1.0 - o), dc * g * i * (1.0 - i),
-                            zeros if d == 0 else dc * c_up * f_r * (1.0 - f_r),
-                            zeros if d == 0 else dc * c_left * f_c * (1.0 - f_c)], -1)
+        dz_gates = [dc * i * (1.0 - g * g), dt * c * o * (1.0 - o), dc * g * i * (1.0 - i)]
         if d == 0:
+          zeros = tf.zeros_like(dc)
+          dzs[d] = tf.concat(dz_gates + [zeros, zeros], -1)
           break
+        nb = states[d - 1]
+        dzs[d] = dz = tf.concat(dz_gates + [dc * nb[1][..., u:] * f_r * (1.0 - f_r),
+                                            dc * nb[1][..., :u] * f_c * (1.0 - f_c)], -1)
+        dnb_h = matmul(dz, tf.transpose(weights[0]))  # [n, B, 2U]: d h_left | d h_up
+        dc_left, dc_up = dc * f_c, dc * f_r
+        if extended:
+          dnb_c = matmul(dz, tf.transpose(weights[1]))
+          dc_left, dc_up = dc_left + dnb_c[..., :u], dc_up + dnb_c[..., u:]
         left, up = neighbours(d)
         rows = counts[d - 1] + 2
         scatter = lambda s, v: tf.pad(v, [[s.start, rows - s.stop], [0, 0], [0, 0]])
-        dq = tf.concat([scatter(left, dzs[d]), scatter(up, dzs[d])], -1)[1:-1]  # [n', B, 10U]
-        dqs[d] = dq
-        dh_back = matmul(dq, tf.transpose(weights[0]))
-        dc_back = (scatter(left, dc * f_c) + scatter(up, dc * f_r))[1:-1]
-        if extended:
-          dc_back += matmul(dq, tf.transpose(weights[1]))
-      dq_all = tf.reshape(tf.concat(dqs[1:], 0), [-1, 10 * u])  # every cell but the last diagonal's
-      d_weights = [tf.matmul(tf.reshape(tf.concat(states[:-1], 0), [-1, u]), dq_all, transpose_a=True)
-                   for states in (hs, cs)[:len(weights)]]
-      return (tf.concat(dzs, 0), *d_weights)
+        back = (scatter(left, tf.concat([dnb_h[..., :u], dc_left], -1))
+                + scatter(up, tf.concat([dnb_h[..., u:], dc_up], -1)))[1:-1]
+      outer = lambda pairs: tf.add_n([tf.einsum("nbu,nbv->uv", a, dz) for a, dz in pairs])
+      d_weights = [outer([(nb[k], dzs[d + 1]) for d, nb in enumerate(states)])
+                   for k in range(len(weights))]
+      dx = tf.concat([matmul(dz, tf.transpose(w_x)) for dz in dzs], 0)
+      d_bias = tf.add_n([tf.reduce_sum(dz, [0, 1]) for dz in dzs])
+      return (dx, outer(zip(xs, dzs)), d_bias, *d_weights)
 
     return (h_all, c_all), backward
 
@@ -341,14 +368,12 @@ class SpatialLSTM(keras.layers.Layer):
     height, width, u = x.shape[1], x.shape[2], self.units
     b = tf.shape(x)[0]
     order, ranges = diagonal_order(height, width)
-    projected = tf.transpose(tf.reshape(self.input_projection(x), [b, height * width, 5 * u]),
-                             [1, 0, 2])  # [H*W, B, 5U], raster order
-    weights = [tf.concat([w[:u], w[u:]], 1)  # [U, 10U]: left | up
-               for w in ([self.w_h, self.w_c] if self.extended else [self.w_h])]
-    h, c = diagonal_recurrence(ranges, u, self.extended)(tf.gather(projected, order), *weights)
-    inverse = np.argsort(order)
+    cells = tf.transpose(tf.reshape(x, [b, height * width, x.shape[-1]]), [1, 0, 2])  # [H*W, B, F]
+    weights = [self.w_h, self.w_c] if self.extended else [self.w_h]
+    h, c = diagonal_recurrence(ranges, u, self.extended)(permute(cells, order), self.w_x, self.bias,
+                                                         *weights)
     raster = lambda states: tf.transpose(  # [B, H, W, U]
-        tf.reshape(tf.gather(states, inverse), [height, width, b, u]), [2, 0, 1, 3])
+        tf.reshape(permute(states, np.argsort(order)), [height, width, b, u]), [2, 0, 1, 3])
     return raster(h), raster(c)
 
   def _loop(self, x):
