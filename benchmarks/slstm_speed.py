@@ -8,7 +8,8 @@ r"""Spatial LSTM: wavefront vs raster-order loop, and incremental vs recomputed 
    wavefront's useful FLOP rate as a fraction of this machine's fp32 matmul rate
    measured in the same process.
 2. Sampling from RIDE (default config, untrained weights: the cost does not depend on
-   them): the zoo's incremental sampler (one cell update per pixel) against recomputing
+   them): the zoo's incremental sampler (one cell update per pixel, a sloped wavefront
+   that draws one pixel of every row per step) against recomputing
    the network on the whole canvas for every pixel, in pixels/s; and the time for a
    batch of four 64x64 samples.
 Everything is measured side by side in one process; only the ratios are meant to be

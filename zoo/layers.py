@@ -355,8 +355,9 @@ class SpatialLSTM(keras.layers.Layer):
 
     With static H and W inside a graph (training patches) the H + W - 1 diagonals are
     unrolled, each computing only its own cells: XLA then compiles the whole grid
-    (`python -m benchmarks.slstm_speed` compares it with a raster-order loop). Otherwise (sizes known only at run time, e.g. an export's
-    log_prob) one `tf.while_loop` steps over the diagonals of a skewed grid.
+    (`python -m benchmarks.slstm_speed` compares it with a raster-order loop).
+    Otherwise (sizes known only at run time, e.g. an export's log_prob) one
+    `tf.while_loop` steps over the diagonals of a skewed grid.
     """
     if x.shape[1] is not None and x.shape[2] is not None and not tf.executing_eagerly():
       return self._unrolled(x)

@@ -206,52 +206,75 @@ class Model(keras.Model):
 
   # -- sampling ---------------------------------------------------------------------
 
-  def _sample_state(self, batch, cols):
-    """Returns the state sampling carries from pixel to pixel (none for the MCGSM)."""
-    del batch, cols
+  def _sample_state(self, batch, rows):
+    """Returns the state sampling carries from step to step (none for the MCGSM)."""
+    del batch, rows
     return ()
 
-  def _sample_context(self, x_hat, state, j):
-    """Returns (context [B, U] or None, new state) for the pixel in column j."""
-    del x_hat, j
+  def _sample_context(self, x_hat, state, valid):
+    """Returns (context [B, R, U] or None, new state) for one step of `ancestral`."""
+    del x_hat, valid
     return None, state
 
   def ancestral(self, y, draw, noise):
     """Returns float32 [B, H, W]: y with the pixels where `draw` is set sampled anew.
 
-    Ancestral sampling in raster order in one `tf.while_loop`: each pixel with `draw`
-    set is drawn from p(y_ij | y_<ij) given everything before it, the others keep
-    their value; for RIDE the spatial-LSTM states travel along (`_sample_context`).
-    y: float [B, H, W] intensities in [0, 1); draw: bool [B, H, W];
-    noise: float [B, H*W, 2] uniform in (0, 1), one pair per pixel.
+    Ancestral sampling: each pixel with `draw` set is drawn from p(y_ij | y_<ij) given
+    everything before it in raster order, the others keep their value; for RIDE the
+    spatial-LSTM states travel along (`_sample_context`). y: float [B, H, W]
+    intensities in [0, 1); draw: bool [B, H, W]; noise: float [B, H*W, 2] uniform in
+    (0, 1), one pair per pixel, indexed in raster order.
+
+    Computed by a sloped wavefront in one `tf.while_loop`: with r = width // 2, pixel
+    (i, j) is drawn at step t = (r + 1) i + j. Everything it depends on — its
+    neighbourhood (rows i - r..i, columns j - r..j + r) and the SLSTM states left of
+    and above it — was drawn at an earlier step, so each step draws one pixel of every
+    row at once: (r + 1)(H - 1) + W steps instead of H * W (23x fewer for a 64x64
+    sample with margins), the same draws as a pixel-by-pixel raster loop. The last
+    (r + 1) r + r steps' values are kept, row-major with one column per step, so a
+    pixel's neighbourhood is one gather from them.
     """
     r = self.width // 2
+    lag = r + 1  # pixel (i, j) is drawn at step lag * i + j
+    kept = lag * r + r  # steps of values a neighbourhood reaches back
     batch, rows, cols = tf.shape(y)[0], tf.shape(y)[1], tf.shape(y)[2]
-    window = [(di + r) * (2 * r + 1) + (dj + r) for di, dj in self.offsets]
-    canvas = tf.pad(y, [[0, 0], [r, 0], [r, r]], constant_values=self.whitening.mean_y)
+    row = tf.range(rows)
+    window = tf.constant([(di + r) * kept + kept + lag * di + dj for di, dj in self.offsets])
+    where = row[:, None] * kept + window[None]  # [R, D] in the kept values [B, (R + r) * kept]
+    mean = self.whitening.mean_y
+    y_flat, draw_flat = tf.reshape(y, [batch, -1]), tf.reshape(draw, [batch, -1])
 
-    def step(t, canvas, state):
-      i, j = t // cols, t % cols
-      patch = canvas[:, i:i + r + 1, j:j + 2 * r + 1]  # [B, r+1, 2r+1], pixel at (r, r)
-      x = tf.gather(tf.reshape(patch, [batch, -1]), window, axis=1)  # [B, D]
-      x_hat, y_shift = self.whitening(x)
-      context, state = self._sample_context(x_hat, state, j)
-      z = x_hat if context is None else tf.concat([x_hat, context], -1)
-      gate, loc, log_precision = self.head(z)  # [B, M]
-      u = noise[:, t]  # [B, 2]
+    def step(t, recent, state, values):
+      j = t - lag * row  # [R] each row's column at this step
+      valid = (j >= 0) & (j < cols)
+      raster = row * cols + tf.clip_by_value(j, 0, cols - 1)  # [R]
+      x = tf.gather(tf.reshape(recent, [batch, -1]), where, axis=1)  # [B, R, D]
+      x_hat, y_shift = self.whitening(tf.reshape(x, [-1, len(self.offsets)]))  # [B*R, D], [B*R]
+      context, state = self._sample_context(tf.reshape(x_hat, [batch, rows, -1]), state, valid)
+      z = x_hat if context is None else tf.concat(
+          [x_hat, tf.reshape(context, [-1, context.shape[-1]])], -1)
+      gate, loc, log_precision = self.head(z)  # [B*R, M]
+      u = tf.reshape(tf.gather(noise, raster, axis=1), [-1, 2])  # [B*R, 2]
       cdf = tf.cumsum(tf.nn.softmax(gate), axis=-1)
       k = tf.minimum(tf.reduce_sum(tf.cast(cdf < u[:, :1] * cdf[:, -1:], tf.int32), -1),
-                     tf.shape(gate)[-1] - 1)  # [B] sampled (c, s)
+                     tf.shape(gate)[-1] - 1)  # [B*R] sampled (c, s)
       pick = lambda p: tf.gather(p, k, batch_dims=1)
       y_hat = pick(loc) + tf.exp(-0.5 * pick(log_precision)) * tf.math.ndtri(u[:, 1])
       drawn = tf.clip_by_value(y_shift + y_hat * tf.exp(-self.whitening.log_w), 0.0, 1.0 - 1e-6)
-      value = tf.where(draw[:, i, j], drawn, canvas[:, i + r, j + r])
-      index = tf.stack([tf.range(batch), tf.fill([batch], i + r), tf.fill([batch], j + r)], 1)
-      return t + 1, tf.tensor_scatter_nd_update(canvas, index, value), state
+      drawn = tf.reshape(drawn, [batch, rows])
+      value = tf.where(tf.gather(draw_flat, raster, axis=1), drawn, tf.gather(y_flat, raster, axis=1))
+      value = tf.where(valid[None], value, mean)  # off the image: the border value
+      column = tf.pad(value, [[0, 0], [r, 0]], constant_values=mean)[:, :, None]  # [B, R + r, 1]
+      return t + 1, tf.concat([recent[:, :, 1:], column], 2), state, values.write(t, value)
 
-    _, canvas, _ = tf.while_loop(lambda t, *_: t < rows * cols, step,
-                                 [tf.constant(0), canvas, self._sample_state(batch, cols)])
-    return canvas[:, r:, r:r + cols]
+    steps = lag * (rows - 1) + cols
+    recent = tf.fill([batch, rows + r, kept], mean)
+    _, _, _, values = tf.while_loop(
+        lambda t, *_: t < steps, step,
+        [tf.constant(0), recent, self._sample_state(batch, rows), tf.TensorArray(tf.float32, steps)])
+    by_step = tf.reshape(tf.transpose(values.stack(), [1, 0, 2]), [batch, -1])  # [B, T * R]
+    at = (lag * row[:, None] + tf.range(cols)[None]) * rows + row[:, None]  # [R, C]: (i, j)'s step, row
+    return tf.reshape(tf.gather(by_step, tf.reshape(at, [-1]), axis=1), [batch, rows, cols])
 
   def sample(self, seeds):
     """Returns uint8 [B, S, S, 1] samples, S = config.sample.size; one per seed row.

@@ -59,27 +59,29 @@ class Model(mcgsm.Model):
     """Returns the variables a training stage updates: "mcgsm" (no SLSTM) or "all"."""
     return list(self.head.trainable_variables) if part == "mcgsm" else self.trainable_variables
 
-  # -- sampling: the SLSTM states travel in row buffers ------------------------------
+  # -- sampling: the SLSTM states travel along the wavefront -------------------------
 
-  def _sample_state(self, batch, cols):
-    """Returns per layer (h_row, c_row) [B, cols, U]: the latest state of each column."""
-    zeros = tf.zeros([batch, cols, self.slstms[0].units])
+  def _sample_state(self, batch, rows):
+    """Returns per layer (h, c) [lag, B, R, U]: the states of the last lag = r + 1 steps
+    of `ancestral`, one cell per row and step, oldest first."""
+    zeros = tf.zeros([self.width // 2 + 1, batch, rows, self.slstms[0].units])
     return tuple((zeros, zeros) for _ in self.slstms)
 
-  def _sample_context(self, x_hat, state, j):
-    """Returns (top hidden state [B, U], updated row buffers) for the pixel in column j.
+  def _sample_context(self, x_hat, state, valid):
+    """Returns (top hidden states [B, R, U], new state) for one step of `ancestral`.
 
-    Before the update the row buffer holds, at column j, the state of the pixel above,
-    and at column j - 1 that of the pixel to the left (zero at the left border).
+    At step t row i holds pixel (i, t - lag i): its left neighbour is row i of the
+    previous step, its upper neighbour row i - 1 of the step lag before. Cells off the
+    image (`valid` bool [R] unset) get zero states, the SLSTM's border value.
     """
-    cols = tf.shape(state[0][0])[1]
-    at_j = tf.one_hot(j, cols)[None, :, None]  # [1, cols, 1]
-    has_left = tf.cast(j > 0, tf.float32)
+    keep = tf.cast(valid, tf.float32)[None, :, None]
+    down = lambda s: tf.pad(s[:, :-1], [[0, 0], [1, 0], [0, 0]])  # row i gets row i - 1
+    flat = lambda s: tf.reshape(s, [-1, s.shape[-1]])
     new_state, inputs = [], x_hat
-    for slstm, (h_row, c_row) in zip(self.slstms, state):
-      left = lambda row: tf.gather(row, tf.maximum(j - 1, 0), axis=1) * has_left  # [B, U]
-      up = lambda row: tf.gather(row, j, axis=1)
-      h, c = slstm.cell(slstm.input_projection(inputs), left(h_row), left(c_row), up(h_row), up(c_row))
-      new_state.append((h_row + at_j * (h[:, None] - h_row), c_row + at_j * (c[:, None] - c_row)))
+    for slstm, (hs, cs) in zip(self.slstms, state):
+      h, c = slstm.cell(flat(slstm.input_projection(inputs)), flat(hs[-1]), flat(cs[-1]),
+                        flat(down(hs[0])), flat(down(cs[0])))
+      h, c = tf.reshape(h, tf.shape(hs[-1])) * keep, tf.reshape(c, tf.shape(cs[-1])) * keep
+      new_state.append((tf.concat([hs[1:], h[None]], 0), tf.concat([cs[1:], c[None]], 0)))
       inputs = h
     return inputs, tuple(new_state)
