@@ -38,13 +38,13 @@ def main(argv):
   steps, repeats = flags.FLAGS.steps, flags.FLAGS.repeats
   c = mcgsm_config.get_config()
   strategy = tf.distribute.get_strategy()
-  model, optimizer, _ = loop.build("mcgsm", c, strategy)
+  model, optimizers, _ = loop.build("mcgsm", c, strategy)
   rng = np.random.default_rng(0)
   p, b = c.data.patch_size, c.train.batch_size
   batch = {"images": tf.constant(rng.integers(0, 256, [b, p, p, 1]), tf.uint8),
            "seeds": tf.constant(rng.integers(0, 2**40, [b, 2]), tf.int64)}
   model.initialize(batch["images"])
-  step = loop.make_train_step(model, optimizer, strategy, b)
+  step = loop.make_train_step(model, optimizers, strategy, b)
   step(batch)
   before = matmul_gflops()
   best = float("inf")

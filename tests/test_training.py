@@ -56,10 +56,10 @@ class StrategyTest(tf.test.TestCase):
       StrategyTest.mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     results = {}
     for name, strategy in (("default", tf.distribute.get_strategy()), ("mirrored", self.mirrored)):
-      model, optimizer, _ = loop.build(model_name, config, strategy)
+      model, optimizers, _ = loop.build(model_name, config, strategy)
       if hasattr(model, "initialize"):
         model.initialize(batches[0]["images"])
-      step = loop.make_train_step(model, optimizer, strategy, global_batch_size=8)
+      step = loop.make_train_step(model, optimizers, strategy, global_batch_size=8)
       ds = tf.data.Dataset.from_tensor_slices({k: tf.stack([b[k] for b in batches]) for k in batches[0]})
       losses = [float(step(batch)) for batch in strategy.experimental_distribute_dataset(ds)]
       results[name] = (losses, [v.numpy() for v in model.trainable_variables], strategy)
@@ -90,13 +90,16 @@ class StrategyTest(tf.test.TestCase):
     self.check_two_replicas_match_one("pixelcnn", config, batches)
 
 
-  def test_two_replicas_match_one_replica_for_a_vae(self):
-    config = importlib.import_module("configs.vae").get_config("tiny")
-    config.data.image_shape = (8, 8, 1)
+  def test_two_replicas_match_one_replica_for_a_vae_and_a_gvae(self):
+    # The GVAE: two optimizers, n_critic + 1 updates per step, a per-example gradient penalty.
     rng = np.random.default_rng(0)
     batches = [{"images": tf.constant(rng.integers(0, 256, [8, 8, 8, 1]), tf.uint8),
                 "seeds": tf.constant(rng.integers(0, 2**40, [8, 2]), tf.int64)} for _ in range(2)]
-    self.check_two_replicas_match_one("vae", config, batches)
+    for name in ("vae", "gvae"):
+      with self.subTest(model=name):
+        config = importlib.import_module(f"configs.{name}").get_config("tiny")
+        config.data.image_shape = (8, 8, 1)
+        self.check_two_replicas_match_one(name, config, batches)
 
 
 class CommandTest(tf.test.TestCase):
@@ -130,9 +133,9 @@ class CommandTest(tf.test.TestCase):
     self.assertTrue(np.isfinite(metrics["bit_per_px_rate"]))
     with open(os.path.join(workdir, "config.json")) as f:
       config = ml_collections.ConfigDict(json.load(f))
-    _, optimizer, checkpoint = loop.build("mcgsm", config)
+    _, optimizers, checkpoint = loop.build("mcgsm", config)
     checkpoint.restore(tf.train.latest_checkpoint(ckpt_dir)).assert_existing_objects_matched()
-    self.assertEqual(int(optimizer.iterations.numpy()), 40)  # the optimizer state was resumed
+    self.assertEqual(int(optimizers["model"].iterations.numpy()), 40)  # the optimizer state was resumed
     self.assertTrue(os.path.exists(os.path.join(workdir, "samples.png")))
 
     # The trained run serves the other commands.

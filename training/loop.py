@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 import zoo
+from zoo import metrics as metrics_lib
 from zoo import units
 from training import data as data_lib
 from training import images as images_lib
@@ -95,20 +96,35 @@ class StagedCosine(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def build(model_name, config, strategy=None):
-  """Returns (model, optimizer, checkpoint) built under `strategy`'s scope."""
+  """Returns (model, optimizers, checkpoint) built under `strategy`'s scope.
+
+  `optimizers` is a dict of part -> optimizer whose first entry counts the training
+  steps: {"model": one optimizer} for most models; a model with `make_optimizers`
+  (GVAE: generator and critic) makes its own, one per part (`model.trainable_for`),
+  and trains them in its `training_phases`. The checkpoint holds the first as
+  `optimizer` and the others as `<part>_optimizer`.
+  """
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
     model = zoo.get(model_name).Model(config)
     schedule = StagedCosine(config.train.learning_rate, config.train.steps,
                             [stage["begin"] for stage in stages(config)[1:]],
                             config.train.get("stage_warmup", 0))
-    if config.train.get("optimizer", "adam") == "sgd":  # RIDE section 3: SGD, momentum 0.9
-      optimizer = keras.optimizers.SGD(schedule, momentum=0.9)
+    if hasattr(model, "make_optimizers"):
+      optimizers = model.make_optimizers(schedule)
+      for part, optimizer in optimizers.items():
+        optimizer.build(model.trainable_for(part))
     else:
-      optimizer = keras.optimizers.Adam(schedule)
-    optimizer.build(model.trainable_variables)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-  return model, optimizer, checkpoint
+      if config.train.get("optimizer", "adam") == "sgd":  # RIDE section 3: SGD, momentum 0.9
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9)
+      else:
+        optimizer = keras.optimizers.Adam(schedule)
+      optimizer.build(model.trainable_variables)
+      optimizers = {"model": optimizer}
+    (_, main), *others = optimizers.items()
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=main,
+                                     **{f"{part}_optimizer": opt for part, opt in others})
+  return model, optimizers, checkpoint
 
 
 def restore(workdir):
@@ -208,10 +224,28 @@ def train_dataset(config, data_name, start_step, patch_size, data_dir=None, labe
 def make_train_step(model, optimizer, strategy, global_batch_size, part=None, jit=False):
   """Returns a tf.function running one optimisation step on a distributed batch -> loss.
 
-  `part` (a stage's) selects the variables (`model.trainable_for`) and is passed to
-  `model.train_loss`. With `jit` the loss and gradients are XLA-compiled; the optimizer
-  update stays outside XLA (it synchronises replicas).
+  `optimizer` is one optimizer or `build`'s dict of them. `part` (a stage's) selects the
+  variables (`model.trainable_for`) and is passed to `model.train_loss`. With `jit` the
+  loss and gradients are XLA-compiled; the optimizer update stays outside XLA (it
+  synchronises replicas). A model with `training_phases` (several optimizers, e.g. a
+  GAN's) gets the dict of optimizers and returns its step as a list of replica
+  functions, each run by `strategy.run` in its own tf.function (in one tf.function,
+  grappler's arithmetic and loop optimizers turned the phases of a GVAE step into a
+  graph with a cycle under MirroredStrategy: "nodes in a cycle").
   """
+  if hasattr(model, "training_phases"):
+    if not isinstance(optimizer, dict):
+      raise TypeError(f"{type(model).__name__} trains several networks: pass build()'s optimizers")
+    run = lambda phase: tf.function(lambda batch: strategy.reduce(
+        tf.distribute.ReduceOp.SUM, strategy.run(phase, args=(batch,)), axis=None))
+    phases = [run(phase) for phase in model.training_phases(optimizer, global_batch_size)]
+
+    def phased_step(batch):
+      return [phase(batch) for phase in phases][-1]  # the last phase's loss
+
+    return phased_step
+  if isinstance(optimizer, dict):
+    (optimizer,) = optimizer.values()
   options = {} if part is None else {"part": part}
   variables = model.trainable_for(part) if part is not None else model.trainable_variables
 
@@ -268,10 +302,25 @@ def evaluate(model, module, config, data_name, data_dir=None):
   for name, values in extra.items():
     values = np.concatenate(values)
     metrics.update({name: float(values.mean()), f"{name}_std": float(values.std())})
+  quality = config.eval.get("sample_quality", 0)
+  if quality and not getattr(model, "conditional_inputs", ()):
+    metrics.update(_sample_quality(model, config, patches.unbatch(), quality))
   members = config.eval.get("ensemble", 1)
   if members > 1 and hasattr(model, "ensemble_terms"):
     metrics.update(_evaluate_ensemble(model, module, config, patches, members))
   return metrics
+
+
+def _sample_quality(model, config, patches, num):
+  """Returns `zoo.metrics.sample_quality` of min(num, test images) samples (seeds
+  (config.eval.seed, k)) against as many held-out images: MMD^2 and MS-SSIM diversity."""
+  held_out = np.concatenate([batch.numpy() for batch, *_ in patches.take(num).batch(256)])
+  num = len(held_out)
+  sampler = tf.function(model.sample)
+  seeds = np.stack([np.full(num, config.eval.seed), np.arange(num)], 1).astype(np.int64)
+  samples = np.concatenate([sampler(tf.constant(seeds[k:k + 256])).numpy() for k in range(0, num, 256)])
+  to_255 = 255.0 / (config.model.get("levels", 256) - 1)
+  return metrics_lib.sample_quality(samples * to_255, held_out * to_255)
 
 
 def _evaluate_ensemble(model, module, config, patches, members):
@@ -352,9 +401,10 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
     config.data.image_shape = data_lib.image_shape(data_name, data_dir)
     config.data.num_classes = data_lib.num_classes(data_name, data_dir)
   try:  # before anything is written: a config the model rejects leaves the workdir as it was
-    model, optimizer, checkpoint = build(model_name, config, strategy)
+    model, optimizers, checkpoint = build(model_name, config, strategy)
   except ValueError as e:
     raise ConfigError(" ".join(str(e).split())) from e
+  optimizer = next(iter(optimizers.values()))  # counts the steps
   chief = is_chief(strategy)
   # Only the chief writes into the workdir; other workers write to a scratch dir.
   write_dir = workdir if chief else tempfile.mkdtemp(prefix="genzoo-worker-")
@@ -388,7 +438,7 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
     # Each stage has its own patch size, so its own input pipeline and traced step.
     ds = train_dataset(config, data_name, step, stage["patch_size"], data_dir, labels)
     iterator = iter(strategy.experimental_distribute_dataset(ds))
-    step_fn = make_train_step(model, optimizer, strategy, config.train.batch_size,
+    step_fn = make_train_step(model, optimizers, strategy, config.train.batch_size,
                               stage["part"], config.train.get("jit", False))
     pixels_per_batch = config.train.batch_size * (
         stage["patch_size"] ** 2 if stage["patch_size"] else

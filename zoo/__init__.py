@@ -1,7 +1,7 @@
 """genzoo's models: `zoo.get(name)` returns a model's module; `module.Model(config)`."""
 import importlib
 
-NAMES = ("mcgsm", "ride", "pixelcnn", "vae", "msvae", "lapcvae")
+NAMES = ("mcgsm", "ride", "pixelcnn", "vae", "msvae", "lapcvae", "gvae")
 
 
 def get(name):

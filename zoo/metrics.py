@@ -85,3 +85,12 @@ def ms_ssim_diversity(samples, pairs=None, seed=0, filter_size=3):
     keep = np.random.default_rng(seed).choice(len(i), pairs, replace=False)
     i, j = i[keep], j[keep]
   return tf.reduce_mean(ms_ssim(tf.gather(samples, i), tf.gather(samples, j), filter_size))
+
+
+def sample_quality(samples, held_out, pairs=2000, seed=0):
+  """Returns {"mmd2", "ms_ssim_diversity", "ms_ssim_diversity_test"}: MMD^2 between
+  samples and held-out images [N, H, W, C] (0..255), and the mean MS-SSIM over up to
+  `pairs` pairs of the samples and, for scale, of the held-out images."""
+  return {"mmd2": float(mmd2(samples, held_out)),
+          "ms_ssim_diversity": float(ms_ssim_diversity(samples, pairs, seed)),
+          "ms_ssim_diversity_test": float(ms_ssim_diversity(held_out, pairs, seed))}

@@ -208,7 +208,7 @@ class Model(keras.Model):
     image dequantised on [0, 1) with uniform noise from each row's (reversed) seed."""
     if not self.continuous:
       return tf.cast(images, tf.float32)
-    noise = layers.per_example_uniform(tf.reverse(seeds, [1]), images.shape[1:])
+    noise = layers.per_example_uniform(tf.reverse(seeds, [1]), tf.shape(images)[1:])
     return (tf.cast(images, tf.float32) + noise) / self.levels
 
   def elbo_terms(self, images, seeds):

@@ -1,0 +1,150 @@
+"""Properties of GVAE: the gradient penalty is the critic's gradient norm, the two
+optimizers update only their own networks, training resumes both, and a short run works."""
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from configs import gvae as gvae_config
+from training import loop
+from zoo import gvae
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(shape=(8, 8, 1)):
+  c = gvae_config.get_config("tiny")
+  c.data.image_shape = shape
+  return c
+
+
+def random_batch(batch=8, shape=(8, 8, 1), seed=0):
+  rng = np.random.default_rng(seed)
+  return {"images": tf.constant(rng.integers(0, 256, [batch, *shape]), tf.uint8),
+          "seeds": tf.constant(rng.integers(0, 2**40, [batch, 2]), tf.int64)}
+
+
+class GradientPenaltyTest(tf.test.TestCase):
+
+  def test_penalty_equals_finite_difference_gradient_norm(self):
+    critic = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(6, activation="tanh"),
+                               keras.layers.Dense(1)])
+    critic.build((None, 3, 3, 1))
+    for v in critic.trainable_variables:  # a critic whose gradient norm is far from 1
+      v.assign(v * 3.0 + 0.1)
+    rng = np.random.default_rng(0)
+    real, fake = [tf.constant(rng.uniform(-1, 1, [4, 3, 3, 1]), tf.float32) for _ in range(2)]
+    alpha = tf.constant(rng.uniform(0, 1, [4, 1, 1, 1]), tf.float32)
+    penalty = gvae.gradient_penalty(critic, real, fake, alpha).numpy()
+
+    mix = (alpha * real + (1 - alpha) * fake).numpy().astype(np.float64)
+    score = lambda x: critic(tf.constant(x, tf.float32))[:, 0].numpy().astype(np.float64)
+    eps, grads = 1e-2, np.zeros_like(mix)
+    for k in range(9):  # central differences, one input dimension at a time
+      i, j = divmod(k, 3)
+      step = np.zeros_like(mix)
+      step[:, i, j, 0] = eps
+      grads[:, i, j, 0] = (score(mix + step) - score(mix - step)) / (2 * eps)
+    expected = (np.sqrt((grads ** 2).sum(axis=(1, 2, 3))) - 1) ** 2
+    self.assertAllClose(penalty, expected, rtol=2e-3, atol=1e-4)
+    self.assertTrue(np.all(expected > 0.01))  # not trivially zero
+
+  def test_interpolation_weights_are_uniform_per_example(self):
+    # alpha ~ U(0, 1) independently per example (a widely copied bug draws it from a normal).
+    seeds = tf.constant(np.random.default_rng(1).integers(0, 2**40, [4000, 2]), tf.int64)
+    alpha = gvae.interpolation_weights(seeds).numpy().reshape(-1)
+    self.assertEqual(alpha.shape, (4000,))
+    self.assertGreaterEqual(alpha.min(), 0.0)
+    self.assertLess(alpha.max(), 1.0)
+    histogram, _ = np.histogram(alpha, bins=4, range=(0, 1))
+    self.assertAllClose(histogram / 4000, [0.25] * 4, atol=0.03)
+
+
+class TrainingTest(tf.test.TestCase):
+
+  def test_each_phase_updates_only_its_network(self):
+    config = tiny_config()
+    model, optimizers, _ = loop.build("gvae", config)
+    phases = model.training_phases(optimizers, global_batch_size=8)
+    self.assertLen(phases, config.model.n_critic + 1)
+    batch = random_batch()
+    critic_ids = {id(v) for v in model.trainable_for("critic")}
+    for k, phase in enumerate(phases):
+      before = [v.numpy() for v in model.trainable_variables]
+      self.assertTrue(np.isfinite(float(tf.function(phase)(batch))))
+      moved = {id(v) for v, b in zip(model.trainable_variables, before)
+               if np.abs(v.numpy() - b).max() > 0}
+      expected = critic_ids if k < config.model.n_critic else (
+          {id(v) for v in model.trainable_for("generator")})
+      self.assertTrue(moved, f"phase {k} moved nothing")
+      self.assertLessEqual(moved, expected, f"phase {k} moved another network's weights")
+    self.assertEqual(int(optimizers["critic"].iterations.numpy()), config.model.n_critic)
+    self.assertEqual(int(optimizers["generator"].iterations.numpy()), 1)
+
+  def test_checkpoint_holds_both_optimizers(self):
+    config = tiny_config()
+    model, optimizers, checkpoint = loop.build("gvae", config)
+    step = loop.make_train_step(model, optimizers, tf.distribute.get_strategy(), 8)
+    for seed in range(2):
+      step(random_batch(seed=seed))
+    path = checkpoint.save(os.path.join(self.get_temp_dir(), "ckpt"))
+    _, restored, again = loop.build("gvae", config)
+    again.restore(path).assert_existing_objects_matched()
+    self.assertEqual(int(restored["generator"].iterations.numpy()), 2)
+    self.assertEqual(int(restored["critic"].iterations.numpy()), 2 * config.model.n_critic)
+    for a, b in zip(optimizers["critic"].variables, restored["critic"].variables):
+      self.assertAllEqual(a.numpy(), b.numpy())
+
+  def test_one_optimizer_for_a_gvae_is_refused(self):
+    config = tiny_config()
+    model, optimizers, _ = loop.build("gvae", config)
+    with self.assertRaisesRegex(TypeError, "several networks"):
+      loop.make_train_step(model, optimizers["generator"], tf.distribute.get_strategy(), 8)
+
+  def test_cli_trains_evaluates_and_exports(self):
+    workdir = os.path.join(self.get_temp_dir(), "run")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    args = ["--model=gvae", "--data=digits", f"--workdir={workdir}", "--config.train.steps=6",
+            "--config.train.batch_size=8", "--config.model.hidden=4", "--config.model.critic_hidden=4",
+            "--config.model.n_critic=2", "--config.eval.sample_quality=20", "--config.eval.iw_samples=2",
+            "--config.train.checkpoint_every=3"]
+    done = subprocess.run([sys.executable, "-m", "training.run", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+    with open(os.path.join(workdir, "metrics.json")) as f:
+      metrics = json.load(f)
+    for key in ("bits_per_dim", "reconstruction_rmse", "kl", "iw_bits_per_dim", "mmd2",
+                "ms_ssim_diversity", "ms_ssim_diversity_test"):
+      self.assertTrue(np.isfinite(metrics[key]), key)
+    self.assertEqual(metrics["steps"], 6)
+    self.assertLess(metrics["ms_ssim_diversity"], 1.0)
+    self.assertTrue(os.path.isdir(os.path.join(workdir, "export", "1")))
+
+  def test_mnist_and_fashion_mnist_through_tfds(self):
+    for name in ("mnist", "fashion_mnist"):
+      with self.subTest(data=name), tfds.testing.mock_data(num_examples=20):
+        config = gvae_config.get_config("tiny")
+        config.train.steps = 2
+        workdir = os.path.join(self.get_temp_dir(), name)
+        metrics = loop.train("gvae", name, config, workdir, tf.distribute.get_strategy(), export=False)
+        self.assertEqual(tuple(config.data.image_shape), (28, 28, 1))
+        for key in ("bits_per_dim", "mmd2", "ms_ssim_diversity"):
+          self.assertTrue(np.isfinite(metrics[key]), key)
+
+  def test_bad_n_critic_is_one_clear_line(self):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    workdir = os.path.join(self.get_temp_dir(), "bad")
+    done = subprocess.run([sys.executable, "-m", "training.run", "--model=gvae", "--data=digits",
+                           f"--workdir={workdir}", "--config.model.n_critic=0"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    self.assertNotEqual(done.returncode, 0)
+    self.assertIn("n_critic=0 must be at least 1", done.stderr.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+  tf.test.main()

@@ -1,0 +1,290 @@
+r"""GVAE (`shared/papers/gvae.txt`): a VAE encoder, a ResNet generator and a WGAN-GP critic.
+
+  q(z | x) = N(mu(x), diag(sigma(x)^2))   the VAE's conv encoder (`zoo.vae.conv_encoder`)
+  G(z)     in [-1, 1]^(H x W x C)          ResNet generator (paper Table 1, scaled)
+  D(x)     in R                            critic, ResNet blocks (paper Table 2, scaled)
+  p(x | z) = N((G(z) + 1) / 2, sigma^2)    the VAE's image likelihood around the generator
+
+The generator is fed two kinds of latents (section 4.2): z_q ~ q(z | x) (the encoder's,
+a reconstruction) and z_p ~ N(0, I) (a sample); the critic sees both kinds of images
+against real ones. Training alternates, per step of the shared loop (section 4.3 with the
+WGAN-GP objective of Gulrajani et al. 2017):
+
+  critic, `n_critic` times:
+    L_D = 1/2 (D(G(z_p)) + D(G(z_q))) - D(x) + lambda (|grad D(x~)|_2 - 1)^2,
+    x~ = alpha x + (1 - alpha) G(z_p),  alpha ~ U(0, 1) per example
+  encoder + generator, as one network, once:
+    L_G = (-log p(x | G(z_q)) + beta KL(q(z | x) || N(0, I))) / dims
+          - gamma 1/2 (D(G(z_p)) + D(G(z_q)))
+
+each loss averaged over the global batch, each network with its own Adam (learning rate
+1e-4, betas (0.5, 0.9)). Images are on [-1, 1] for the critic (the paper normalises its
+data so), real ones uniformly dequantised like the Gaussian likelihood's.
+
+Choices left open by the paper, made here (`configs/gvae.py` holds the numbers):
+  * Sizes: Table 1 starts at 32x32 with 256 channels, then two upsamplings to 128x128
+    with 128 and 64; here the generator starts at ceil(H / 2^upsamples) (default two
+    upsamplings: 8x8 digits from 2x2, MNIST's 28x28 from 7x7), `hidden` channels at the
+    finest scale and twice as many per coarser one, two residual blocks per scale, the
+    output cropped to H x W. The critic follows Table 2: a 3x3 conv to `hidden`
+    channels, two blocks (the second doubling the channels), 2x average pooling, two
+    blocks (doubling again), 2x average pooling, then one dense output — one score,
+    where Table 2 lists 1000 units: a Wasserstein critic is scalar.
+  * Residual blocks are pre-activation, x + conv3x3(act(conv3x3(act(x)))) with a 1x1
+    conv on the shortcut when the channels change: ReLU in the generator, LeakyReLU(0.2)
+    in the critic (section 4.2). The paper's blocks also hold max pooling, 30 % dropout
+    and batch normalisation: pooling inside a block does not fit the tables' sizes,
+    batch norm is not allowed in a WGAN-GP critic (the penalty is per example) and in the
+    generator would make the update depend on how a batch is split over replicas, and
+    dropout would make the generator's image random given z — all three are left out.
+  * The penalty interpolates between real images and prior samples G(z_p), alpha drawn
+    uniformly per example (not from a normal distribution, a bug of widely copied code);
+    lambda = 10, n_critic = 5 (WGAN-GP's defaults).
+  * The critic steps of one loop step reuse that step's real batch with fresh z, eps and
+    alpha each time (the loop hands one batch per step); WGAN-GP draws a new real batch
+    for each critic step.
+  * The loss weights beta (`kl_weight`, 1: the ELBO) and gamma (`adversarial_weight`) are
+    ours; the reconstruction term is the VAE's fixed-sigma Gaussian (the l2 loss), so
+    the reported ELBO, KL and reconstruction error (paper Table 5) are the VAE's.
+
+Evaluation (the loop): negative ELBO in bits/dim, reconstruction RMSE and sharpness (as
+the VAE), KL per image and the importance-weighted log-likelihood bound
+(`iw_bits_per_dim`, `config.eval.iw_samples` draws), and with
+`config.eval.sample_quality` = N: MMD^2 between N samples and N held-out images and the
+MS-SSIM diversity of the samples (`zoo.metrics`, paper Tables 3-4).
+
+Train: python -m training.run --model=gvae --data=digits
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from zoo import layers
+from zoo import vae
+
+tfd = tfp.distributions
+
+METRIC = vae.METRIC  # the negative ELBO in bits/dim
+
+
+def _stream(seeds, k):
+  """Returns int64 [B, 2]: per-example seeds of random stream k (distinct keys per k)."""
+  return seeds + tf.constant([[k, 0]], tf.int64)
+
+
+class ResidualBlock(keras.layers.Layer):
+  """x + conv3x3(act(conv3x3(act(x)))), a 1x1 conv on the shortcut when channels change."""
+
+  def __init__(self, channels, activation, seeds, **kwargs):
+    super().__init__(**kwargs)
+    self.channels, self.activation = channels, activation
+    glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
+    self.conv1 = keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer=glorot())
+    self.conv2 = keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer=glorot())
+    self.shortcut_seed = next(seeds)
+
+  def build(self, input_shape):
+    self.conv1.build(input_shape)
+    self.conv2.build(tuple(input_shape[:-1]) + (self.channels,))
+    self.shortcut = None
+    if input_shape[-1] != self.channels:
+      self.shortcut = keras.layers.Conv2D(
+          self.channels, 1, kernel_initializer=keras.initializers.GlorotUniform(seed=self.shortcut_seed))
+      self.shortcut.build(input_shape)
+
+  def call(self, x):
+    y = self.conv2(self.activation(self.conv1(self.activation(x))))
+    return (x if self.shortcut is None else self.shortcut(x)) + y
+
+
+def resnet_generator(hidden, upsamples, image_shape, seeds, name="generator"):
+  """Returns a Keras Sequential: latents [B, D] -> images [B, H, W, C] in [-1, 1] (Table 1)."""
+  height, width, channels = image_shape
+  glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
+  step = 2 ** upsamples
+  h0, w0 = -(-height // step), -(-width // step)
+  top = hidden * 2 ** upsamples
+  stack = [keras.layers.Dense(h0 * w0 * top, kernel_initializer=glorot()),
+           keras.layers.Reshape((h0, w0, top))]
+  for k in reversed(range(upsamples + 1)):  # channels hidden * 2^k at the k-th finest scale
+    stack += [ResidualBlock(hidden * 2 ** k, tf.nn.relu, seeds) for _ in range(2)]
+    if k:
+      stack.append(keras.layers.UpSampling2D(2))
+  stack += [keras.layers.Activation("relu"),
+            keras.layers.Conv2D(channels, 3, padding="same", activation="tanh",
+                                kernel_initializer=glorot()),
+            keras.layers.Cropping2D(((0, h0 * step - height), (0, w0 * step - width)))]
+  return keras.Sequential(stack, name=name)
+
+
+def resnet_critic(hidden, seeds, name="critic"):
+  """Returns a Keras Sequential: images [B, H, W, C] in [-1, 1] -> scores [B, 1] (Table 2,
+  no normalisation layers)."""
+  glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
+  leaky = lambda x: tf.nn.leaky_relu(x, 0.2)
+  return keras.Sequential(
+      [keras.layers.Conv2D(hidden, 3, padding="same", kernel_initializer=glorot()),
+       ResidualBlock(hidden, leaky, seeds), ResidualBlock(2 * hidden, leaky, seeds),
+       keras.layers.AveragePooling2D(2, padding="same"),
+       ResidualBlock(2 * hidden, leaky, seeds), ResidualBlock(4 * hidden, leaky, seeds),
+       keras.layers.AveragePooling2D(2, padding="same"),
+       keras.layers.Activation(leaky), keras.layers.Flatten(),
+       keras.layers.Dense(1, kernel_initializer=glorot())], name=name)
+
+
+def interpolation_weights(seeds):
+  """Returns float32 [B, 1, 1, 1]: the penalty's alpha ~ U(0, 1), one per example, from
+  stream 2 of each row's seed."""
+  return layers.per_example_uniform(_stream(seeds, 2), [1, 1, 1])
+
+
+def gradient_penalty(critic, real, fake, alpha):
+  """Returns float32 [B]: (|grad_x D(x~)|_2 - 1)^2 at x~ = alpha real + (1 - alpha) fake,
+  per example; alpha [B, 1, 1, 1]."""
+  mix = alpha * real + (1.0 - alpha) * fake
+  with tf.GradientTape() as tape:
+    tape.watch(mix)
+    scores = critic(mix)
+  grad = tape.gradient(scores, mix)
+  norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3]) + 1e-12)
+  return tf.square(norm - 1.0)
+
+
+class Model(vae.Model):
+  """GVAE as a Keras model; see the module docstring.
+
+  On top of the VAE's API (`encode`, `decode`, `reconstruct`, `sample`, `log_prob`,
+  `eval_terms`, `eval_extras`, `train_loss` for the encoder + generator): `critic_loss`,
+  `make_optimizers` and `training_phases`, which the training loop runs instead of its
+  one-optimizer step.
+  """
+
+  def __init__(self, config, **kwargs):  # pylint: disable=super-init-not-called
+    keras.Model.__init__(self, **kwargs)  # the VAE's networks are replaced, not built
+    mc = config.model
+    self._set_up_images(config)
+    self.latent_size, self.kl_weight = int(mc.latent_size), float(mc.kl_weight)
+    self.adversarial_weight, self.penalty_weight = float(mc.adversarial_weight), float(mc.penalty_weight)
+    self.n_critic = int(mc.n_critic)
+    self.betas = (float(mc.beta_1), float(mc.beta_2))
+    self.iw_samples = int(config.eval.get("iw_samples", 0))
+    vae.check_downsamples(mc.downsamples)
+    if self.n_critic < 1:
+      raise ValueError(f"config.model.n_critic={self.n_critic} must be at least 1")
+    if mc.upsamples < 0:
+      raise ValueError(f"config.model.upsamples={mc.upsamples} must be at least 0")
+    seeds = iter(range(1000 * mc.seed, 1000 * mc.seed + 1000))
+    self.encoder = vae.conv_encoder(mc.hidden, mc.downsamples, 2 * self.latent_size, seeds)
+    self.generator = resnet_generator(mc.hidden, mc.upsamples, config.data.image_shape, seeds)
+    self.critic = resnet_critic(mc.critic_hidden, seeds)
+    self.encoder.build((None, self.height, self.width, self.channels))
+    self.generator.build((None, self.latent_size))
+    self.critic.build((None, self.height, self.width, self.channels))
+
+  # -- the networks -----------------------------------------------------------------------
+
+  def decoder_mean(self, z):
+    """Returns float32 [B, H, W, C]: the generator's image on the [0, 1] scale."""
+    return (self.generator(z) + 1.0) / 2.0
+
+  def real(self, images, seeds):
+    """Returns float32 [B, H, W, C]: images dequantised (the Gaussian likelihood's noise)
+    and put on the critic's [-1, 1] scale."""
+    noise = layers.per_example_uniform(tf.reverse(seeds, [1]), tf.shape(images)[1:])
+    return 2.0 * (tf.cast(images, tf.float32) + noise) / self.levels - 1.0
+
+  def score(self, x):
+    """Returns float32 [B]: the critic's scores of images on [-1, 1]."""
+    return self.critic(x)[:, 0]
+
+  def trainable_for(self, part):
+    """Returns the variables of "generator" (encoder + generator, one network, with a
+    learned sigma if any), "critic", or "all"."""
+    if part == "critic":
+      return list(self.critic.trainable_variables)
+    if part == "generator":
+      sigma = [self.log_sigma] if self.log_sigma.trainable else []
+      return list(self.encoder.trainable_variables) + list(self.generator.trainable_variables) + sigma
+    if part in (None, "all"):
+      return self.trainable_variables
+    raise ValueError(f"unknown part {part!r} of a GVAE; valid: generator, critic, all")
+
+  # -- losses -----------------------------------------------------------------------------
+
+  def _fakes(self, images, seeds):
+    """Returns (q(z | x), G(z_q), G(z_p)) [B, H, W, C] on [-1, 1]; z_q from q with the
+    row's seed, z_p ~ N(0, I) from its stream 1."""
+    q = self.posterior(images)
+    z = tf.concat([self._posterior_sample(q, seeds),
+                   layers.per_example_normal(_stream(seeds, 1), [self.latent_size])], 0)
+    fake_q, fake_p = tf.split(self.generator(z), 2, axis=0)
+    return q, fake_q, fake_p
+
+  def critic_loss(self, images, seeds):
+    """Returns (per-example L_D [B], terms): the critic's WGAN-GP loss."""
+    _, fake_q, fake_p = self._fakes(images, seeds)
+    fake_q, fake_p = tf.stop_gradient(fake_q), tf.stop_gradient(fake_p)
+    real = self.real(images, seeds)
+    s_real, s_q, s_p = tf.split(self.score(tf.concat([real, fake_q, fake_p], 0)), 3)
+    penalty = gradient_penalty(self.critic, real, fake_p, interpolation_weights(seeds))
+    distance = s_real - 0.5 * (s_q + s_p)  # the critic's estimate of W1, per example
+    return -distance + self.penalty_weight * penalty, {"wasserstein": distance, "penalty": penalty}
+
+  def train_loss(self, images, seeds):
+    """Returns (per-example L_G [B], terms): the encoder + generator loss."""
+    q, fake_q, fake_p = self._fakes(images, seeds)
+    reconstruction = self.likelihood_of((fake_q + 1.0) / 2.0).log_prob(self._observed(images, seeds))
+    kl = tfd.kl_divergence(q, self.prior())
+    s_q, s_p = tf.split(self.score(tf.concat([fake_q, fake_p], 0)), 2)
+    adversarial = -0.5 * (s_q + s_p)
+    dims = float(np.prod(images.shape[1:]))
+    loss = (self.kl_weight * kl - reconstruction) / dims + self.adversarial_weight * adversarial
+    return loss, {"kl": kl, "reconstruction": reconstruction, "adversarial": adversarial}
+
+  # -- training with two optimizers (run by training.loop under any strategy) -------------
+
+  def make_optimizers(self, learning_rate):
+    """Returns {"generator", "critic"}: one Adam each (the first counts the loop's steps)."""
+    beta_1, beta_2 = self.betas
+    return {part: keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2, name=part)
+            for part in ("generator", "critic")}
+
+  def training_phases(self, optimizers, global_batch_size):
+    """Returns the replica functions (batch -> loss) of one training step, in order:
+    `n_critic` critic updates (stream 10 + k of each row's seed for update k), then one
+    update of the encoder and generator (the row's own seed). Each loss is averaged
+    over the global batch; the loop runs each phase with `strategy.run`."""
+    def update(part, loss_fn):
+      def phase(batch):
+        variables = self.trainable_for(part)
+        with tf.GradientTape() as tape:
+          per_example, _ = loss_fn(batch["images"], batch["seeds"])
+          loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+        optimizers[part].apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+      return phase
+
+    critic_loss = lambda k: lambda images, seeds: self.critic_loss(images, _stream(seeds, 10 + k))
+    return ([update("critic", critic_loss(k)) for k in range(self.n_critic)]
+            + [update("generator", self.train_loss)])
+
+  # -- evaluation -------------------------------------------------------------------------
+
+  def eval_extras(self, images, seeds):
+    """Returns the VAE's per-image metrics plus `table5_extras`."""
+    return {**super().eval_extras(images, seeds), **table5_extras(self, images, seeds, self.iw_samples)}
+
+
+def table5_extras(model, images, seeds, iw_samples):
+  """Returns per-image [B] metrics of the paper's Table 5 for a VAE-family `model`:
+  "kl", KL(q(z | x) || p(z)) in nats, and with iw_samples > 0 "iw_bits_per_dim", the
+  importance-weighted bound (Burda et al.) on the discrete image's bits/dim."""
+  extras = {"kl": model.elbo_terms(images, seeds)[1]}
+  if iw_samples:
+    dims = float(np.prod(images.shape[1:]))
+    log_p = model.importance_weighted(images, seeds, iw_samples)
+    if model.continuous:  # the density on [0, 1)^D bounds the discrete image's log p
+      log_p -= dims * np.log(model.levels)
+    extras["iw_bits_per_dim"] = -log_p / (dims * np.log(2.0))
+  return extras
