@@ -23,6 +23,7 @@ def get_config(arg="digits"):
                  penalty_weight=10.0, n_critic=5, beta_1=0.5, beta_2=0.9, levels=256, seed=0)
   c.train = dict(steps=2000, batch_size=32, learning_rate=1e-4, seed=0, checkpoint_every=500,
                  log_every=50, init_batches=0, jit=False)
+  c.train.skip_nonfinite = False  # true: a step with a non-finite loss is undone and skipped
   c.eval = dict(patch_size=0, batch_size=100, max_patches=10000, seed=1, iw_samples=16,
                 sample_quality=300)
   c.sample = dict(num=16, seed=0)

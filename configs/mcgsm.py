@@ -18,6 +18,7 @@ def get_config(arg="deadleaves"):
   c.model = dict(neighbourhood=5, components=32, scales=4, features=32, seed=0)
   c.train = dict(steps=2000, batch_size=64, learning_rate=1e-2, optimizer="adam", seed=0,
                  checkpoint_every=500, log_every=50, init_batches=4)
+  c.train.skip_nonfinite = False  # true: a step with a non-finite loss is undone and skipped
   c.eval = dict(patch_size=64, batch_size=50, max_patches=1600, seed=1)
   c.sample = dict(size=64, margin=8, num=16, seed=0)
   c.export = dict(enabled=True)

@@ -28,6 +28,7 @@ def get_config(arg="deadleaves"):
                  checkpoint_every=500, sample_every=2000, log_every=50, init_batches=4,
                  stages="mcgsm:16:0.4, all:12:0.35, all:16:0.25", stage_warmup=200,
                  lbfgs_iterations=0)
+  c.train.skip_nonfinite = False  # true: a step with a non-finite loss is undone and skipped
   c.eval = dict(patch_size=64, batch_size=25, max_patches=1600, seed=1, ensemble=1)
   c.sample = dict(size=64, margin=8, num=16, seed=0)
   c.export = dict(enabled=True)

@@ -569,6 +569,21 @@ def _publish(tmp, export_dir):
   raise RuntimeError(f"could not claim a new version in {export_dir}")
 
 
+def _remove_abandoned(export_dir):
+  """Removes temporary export dirs `.tmp-<version>-<pid>` whose exporting process is gone
+  (killed mid-export: its temporary dir never became a version)."""
+  for name in os.listdir(export_dir):
+    match = re.fullmatch(r"\.tmp-\d+-(\d+)", name)
+    if not match or int(match.group(1)) == os.getpid():
+      continue
+    try:
+      os.kill(int(match.group(1)), 0)  # raises if no such process
+    except ProcessLookupError:
+      shutil.rmtree(os.path.join(export_dir, name), ignore_errors=True)
+    except PermissionError:  # alive, another user's
+      pass
+
+
 def export(model, config, export_dir):
   """Returns the published version dir `<export_dir>/<version>` holding `model` as a SavedModel.
 
@@ -576,10 +591,12 @@ def export(model, config, export_dir):
   `continuous` (the zoo's model API); `config` (may be None) sets signature options
   such as `config.inpaint.sweeps`. Nothing is published unless the SavedModel
   holds only servable ops and every warmup record replays; on any failure the
-  temporary dir is removed and the error re-raised.
+  temporary dir is removed and the error re-raised, and one left by a killed export is
+  removed by the next. Versions already published are never touched.
   """
   module, signatures = build_module(model, config)
   os.makedirs(export_dir, exist_ok=True)
+  _remove_abandoned(export_dir)
   version = max(versions(export_dir), default=0) + 1
   tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
   try:

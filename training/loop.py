@@ -12,8 +12,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import weakref
 
@@ -187,6 +189,94 @@ def requantize(images, levels):
 
 class ConfigError(ValueError):
   """The config asks for something the model or data cannot do; the message is one line."""
+
+
+class TrainingStopped(RuntimeError):
+  """Training stopped early, with the message as one line: `exit_code` 1 for a fault
+  (non-finite loss, a write that failed), 143 after SIGTERM (checkpoint saved)."""
+
+  def __init__(self, message, exit_code=1):
+    super().__init__(message)
+    self.exit_code = exit_code
+
+
+def _first_line(error):
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
+def restore_latest_readable(checkpoint, manager):
+  """Restores the newest checkpoint of `manager` that reads back; returns its path (or
+  None without checkpoints). An unreadable one (truncated, corrupt) is reported and the
+  previous one tried; TrainingStopped if none reads."""
+  for path in reversed(manager.checkpoints):
+    try:
+      checkpoint.restore(path).assert_existing_objects_matched()
+      return path
+    except Exception as e:  # pylint: disable=broad-except  (OpError, IndexError, ValueError, ...)
+      print(f"checkpoint {path} is unreadable ({_first_line(e)}); trying the one before it",
+            flush=True)
+  if manager.checkpoints:
+    raise TrainingStopped(f"no checkpoint in {manager.directory} reads back; move that directory "
+                          "away to start afresh")
+  return None
+
+
+class _Preemption:
+  """Notes SIGTERM (a scheduler's preemption) so the loop can checkpoint and stop between
+  steps; restores the previous handler on exit. A no-op outside the main thread."""
+
+  def __enter__(self):
+    self.received, self.previous = False, None
+    if threading.current_thread() is threading.main_thread():
+      self.previous = signal.signal(signal.SIGTERM, self._note)
+    return self
+
+  def _note(self, signum, frame):
+    del signum, frame
+    self.received = True
+
+  def __exit__(self, *exc):
+    if self.previous is not None:
+      signal.signal(signal.SIGTERM, self.previous)
+
+
+def _save(manager, step):
+  """Saves a checkpoint; a failed write (disk full, file too large, unwritable) becomes
+  one line, and the checkpoints already written stay as they were."""
+  try:
+    manager.save(checkpoint_number=step)
+  except (tf.errors.OpError, OSError) as e:
+    raise TrainingStopped(f"could not write the checkpoint of step {step} in {manager.directory}: "
+                          f"{_first_line(e)}; free space or give another --workdir (earlier "
+                          "checkpoints are intact: rerun to resume)") from e
+
+
+def _write_json(path, payload):
+  """Writes `payload` to `path` through a temporary file and a rename, so a failed write
+  (disk full) leaves the previous file whole; the failure becomes one line."""
+  tmp = f"{path}.tmp-{os.getpid()}"
+  try:
+    with open(tmp, "w") as f:
+      json.dump(payload, f, indent=2)
+    os.replace(tmp, path)
+  except OSError as e:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise TrainingStopped(f"could not write {path}: {e.strerror or e}; free space or give "
+                          "another --workdir") from e
+
+
+class _Rollback:
+  """With config.train.skip_nonfinite: a copy of every training variable (model and
+  optimizers) taken before each step, put back when the step's loss is not finite."""
+
+  def __init__(self, variables, strategy):
+    self.variables = variables
+    with strategy.scope():
+      self.copies = [tf.Variable(v, trainable=False, name="rollback") for v in variables]
+    self.save = tf.function(lambda: [c.assign(v) for c, v in zip(self.copies, self.variables)])
+    self.load = tf.function(lambda: [v.assign(c) for c, v in zip(self.copies, self.variables)])
 
 
 def check_levels(config):
@@ -411,16 +501,32 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
   os.makedirs(write_dir, exist_ok=True)
   for name, payload in (("run.json", {"model": model_name, "data": data_name}),
                         ("config.json", json.loads(config.to_json_best_effort()))):
-    with open(os.path.join(write_dir, name), "w") as f:
-      json.dump(payload, f, indent=2)
+    _write_json(os.path.join(write_dir, name), payload)
 
   manager = tf.train.CheckpointManager(
       checkpoint, os.path.join(write_dir, "checkpoints"), max_to_keep=3)
   start = 0
-  if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+  restored = restore_latest_readable(checkpoint, manager)
+  if restored:
     start = int(optimizer.iterations.numpy())
-    print(f"resuming from {manager.latest_checkpoint} at step {start}")
+    print(f"resuming from {restored} at step {start}")
+  with _Preemption() as preemption:
+    trained = _train_stages(model, optimizers, manager, config, data_name, data_dir, strategy,
+                            start, write_dir, chief, preemption)
+  return _finish(model, module, optimizer, config, data_name, data_dir, workdir, write_dir,
+                 chief, export, trained)
+
+
+def _train_stages(model, optimizers, manager, config, data_name, data_dir, strategy, start,
+                  write_dir, chief, preemption):
+  """Runs the training stages from step `start`; returns (last loss, steps skipped,
+  the sample grid's conditioning)."""
+  optimizer = next(iter(optimizers.values()))
+  rollback = None
+  if config.train.get("skip_nonfinite", False):
+    rollback = _Rollback(list(model.variables) + [v for o in optimizers.values() for v in o.variables],
+                         strategy)
+  skipped = 0
 
   plan = stages(config)
   labels = "label" in conditioning(model)
@@ -445,10 +551,21 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
         math.prod(data_lib.image_shape(data_name, data_dir)[:2]))
     tick, tick_step = time.time(), step
     while step < stage["end"]:
+      if rollback:
+        rollback.save()
       loss = float(step_fn(next(iterator)))
       step += 1
       if not math.isfinite(loss):
-        raise FloatingPointError(f"non-finite loss {loss} at step {step}; last good checkpoint kept")
+        if not rollback:
+          last = manager.latest_checkpoint or "none yet"
+          raise TrainingStopped(
+              f"non-finite loss ({loss}) at step {step}; stopped without saving it (last good "
+              f"checkpoint: {last}); lower config.train.learning_rate, or set "
+              "config.train.skip_nonfinite=true to skip such steps")
+        rollback.load()  # the state before the step, then count the step as taken
+        optimizer.iterations.assign(step)
+        skipped += 1
+        print(f"step {step}: non-finite loss ({loss}), update skipped ({skipped} so far)", flush=True)
       if step % config.train.log_every == 0 or step == stage["end"]:
         rate = (step - tick_step) * pixels_per_batch / max(time.time() - tick, 1e-9)
         tick, tick_step = time.time(), step
@@ -458,20 +575,32 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
           tf.summary.scalar("pixels_per_second", rate, step=step)
         progress.update(step, loss, rate)
       if step % config.train.checkpoint_every == 0 or step == total:
-        manager.save(checkpoint_number=step)
+        _save(manager, step)
       if chief and step % config.train.get("sample_every", config.train.checkpoint_every) == 0:
         sample_grid(model, config, writer, step, cond)
+      if preemption.received:
+        if step % config.train.checkpoint_every and step != total:
+          _save(manager, step)
+        raise TrainingStopped(f"SIGTERM at step {step}: checkpoint saved in {manager.directory}; "
+                              "rerun the same command to resume", exit_code=143)
     if config.train.get("lbfgs_iterations", 0) and hasattr(model, "finetune_mcgsm"):
       _finetune(model, config, data_name, stage, data_dir, writer)
   progress.close()
   writer.flush()
+  return loss, skipped, cond
 
+
+def _finish(model, module, optimizer, config, data_name, data_dir, workdir, write_dir, chief,
+            export, trained):
+  """Evaluates, and on the chief writes samples.png, metrics.json and the export."""
+  loss, skipped, cond = trained
   metrics = evaluate(model, module, config, data_name, data_dir)
   metrics.update(steps=int(optimizer.iterations.numpy()), final_train_loss=loss)
+  if config.train.get("skip_nonfinite", False):
+    metrics["skipped_steps"] = skipped  # in this process (a resumed run counts from its start)
   if chief:
     images_lib.write_png(os.path.join(workdir, "samples.png"), sample_grid(model, config, cond=cond))
-    with open(os.path.join(workdir, "metrics.json"), "w") as f:
-      json.dump(metrics, f, indent=2)
+    _write_json(os.path.join(workdir, "metrics.json"), metrics)
     if export and config.export.enabled:
       from export import saved_model  # pylint: disable=g-import-not-at-top
       metrics["export"] = saved_model.export(model, config, os.path.join(workdir, "export"))
