@@ -1,7 +1,7 @@
 r"""GVAE against the baseline VAE with the same encoder and budget, and a latent-size sweep
 (the GVAE paper's Tables 3-5 at this machine's scale), trained in one process.
 
-  python -m benchmarks.gvae_vs_vae [--data=digits] [--steps=1000] [--latents=4,16,64]
+  python -m benchmarks.gvae_vs_vae [--data=digits] [--steps=2000] [--latents=4,16,64]
                                    [--out_dir=/tmp/gvae]
 
 Both models have the same encoder (`zoo.vae.conv_encoder`, the GVAE config's `hidden`,
@@ -15,7 +15,7 @@ scale). Then the paper's orderings (GVAE vs VAE: lower reconstruction error, hig
 and log-likelihood, lower KL — Table 5; lower MMD and MS-SSIM — Table 3) and the sweep
 (Table 4). `--out_dir` receives each run's sample grid.
 
-About 12 minutes on the 2-core dev machine with the defaults.
+About 18 minutes on the 2-core dev machine with the defaults.
 """
 import importlib
 import os
@@ -32,7 +32,7 @@ from training import loop
 from zoo import gvae
 
 flags.DEFINE_string("data", "digits", "dataset")
-flags.DEFINE_integer("steps", 1000, "training steps per run")
+flags.DEFINE_integer("steps", 2000, "training steps per run (the GVAE default run's)")
 flags.DEFINE_list("latents", ["4", "16", "64"], "GVAE latent sizes of the sweep")
 flags.DEFINE_string("out_dir", None, "where to write sample grids (default: a temp dir)")
 

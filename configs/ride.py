@@ -4,10 +4,10 @@ r"""RIDE (spatial LSTM + factorised MCGSM) on grey images: the main job.
   python -m training.run --model=ride --data=deadleaves --config=configs/ride.py:paper
 
 Default run (4,000 Adam steps, batch 64: 1,600 MCGSM-only steps on 16x16 patches, then
-the whole network on 12x12 and 16x16 patches) on the 2-core CPU dev machine: 4 min 25 s
+the whole network on 12x12 and 16x16 patches) on the 2-core CPU dev machine: 4 min 0 s
 including evaluation, sampling and export; held-out rate 6.86 bit/px on the 1,600 64x64
-test patches (the MCGSM default run: 6.60). The `paper` preset has the paper's sizes (3 layers x 128 hidden units, 32
-components, 32 features) and takes far longer.
+test patches (the MCGSM default run: 6.60). The `paper` preset has the paper's sizes
+(3 layers x 128 hidden units, 32 components, 32 features) and takes far longer.
 
 Training follows the paper and the authors' code in stages: the MCGSM alone (RIDE
 starts as the MCGSM: its weights on the SLSTM state start at zero), then the whole

@@ -1,11 +1,13 @@
 """MultiWorkerMirroredStrategy for real: two worker processes over loopback, one loop.
 
 The same command with --strategy=multi_worker and a TF_CONFIG per process trains one
-model across both; the chief writes the workdir, and the run ends with the same loss
-and metrics as one process on the same global batch (about 40 s).
+model across both; the chief writes the workdir, both workers end with bit-identical
+weights, and the run ends with the same loss, metrics and weights as one process on the
+same global batch (about 40 s).
 """
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -62,10 +64,14 @@ class MultiWorkerTest(tf.test.TestCase):
         if proc.poll() is None:
           proc.kill()
           proc.wait()
+    digests = []
     for proc, log in zip(procs, logs):
       log.seek(0)
-      self.assertEqual(proc.returncode, 0, log.read()[-3000:])
+      text = log.read()
+      self.assertEqual(proc.returncode, 0, text[-3000:])
       log.close()
+      digests.append(re.search(r"weights sha256 ([0-9a-f]{16})", text).group(1))
+    self.assertEqual(digests[0], digests[1])  # both workers end with identical weights
 
     single = subprocess.run([sys.executable, "-m", "training.run", *ARGS, "--strategy=default",
                              f"--workdir={os.path.join(tmp, 'single')}"], cwd=ROOT, env=env_for(),
@@ -79,6 +85,15 @@ class MultiWorkerTest(tf.test.TestCase):
     self.assertFalse(os.path.exists(os.path.join(tmp, "worker1", "metrics.json")))
     self.assertAllClose(chief["final_train_loss"], alone["final_train_loss"], rtol=1e-4)
     self.assertAllClose(chief["bit_per_px_rate"], alone["bit_per_px_rate"], rtol=1e-4)
+    # ... equal to one process's (up to the order in which the all-reduce sums).
+    weights = lambda name: tf.train.load_checkpoint(tf.train.latest_checkpoint(
+        os.path.join(tmp, name, "checkpoints")))
+    chief_ckpt, alone_ckpt = weights("worker0"), weights("single")
+    names = [n for n in alone_ckpt.get_variable_to_shape_map() if n.startswith("model/")]
+    self.assertNotEmpty(names)
+    for name in names:
+      self.assertAllClose(chief_ckpt.get_tensor(name), alone_ckpt.get_tensor(name),
+                          rtol=1e-4, atol=1e-6, msg=name)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ workdir so that rerunning the same command resumes where it stopped.
 Workdir layout: run.json (model, data), config.json, checkpoints/, tensorboard/,
 samples.png, metrics.json, export/<version>/.
 """
+import hashlib
 import json
 import math
 import os
@@ -590,12 +591,22 @@ def _train_stages(model, optimizers, manager, config, data_name, data_dir, strat
   return loss, skipped, cond
 
 
+def weights_digest(model):
+  """Returns the sha256 hex digest of the model's trainable weights (their bytes, in
+  order): equal digests mean bit-identical weights (workers of one run, a resumed run)."""
+  digest = hashlib.sha256()
+  for variable in model.trainable_variables:
+    digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+  return digest.hexdigest()
+
+
 def _finish(model, module, optimizer, config, data_name, data_dir, workdir, write_dir, chief,
             export, trained):
   """Evaluates, and on the chief writes samples.png, metrics.json and the export."""
   loss, skipped, cond = trained
   metrics = evaluate(model, module, config, data_name, data_dir)
-  metrics.update(steps=int(optimizer.iterations.numpy()), final_train_loss=loss)
+  metrics.update(steps=int(optimizer.iterations.numpy()), final_train_loss=loss,
+                 weights_sha256=weights_digest(model))
   if config.train.get("skip_nonfinite", False):
     metrics["skipped_steps"] = skipped  # in this process (a resumed run counts from its start)
   if chief:

@@ -108,7 +108,8 @@ def main(argv):
     return e.exit_code
   module = zoo.get(f.model)
   print(f"{f.model} on {f.data}: {module.METRIC} = {metrics[module.METRIC]:.4f} "
-        f"after {metrics['steps']} steps; workdir {workdir}"
+        f"after {metrics['steps']} steps; weights sha256 {metrics['weights_sha256'][:16]}; "
+        f"workdir {workdir}"
         + (f"; export {metrics['export']}" if "export" in metrics else ""))
 
 
