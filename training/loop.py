@@ -8,6 +8,7 @@ workdir so that rerunning the same command resumes where it stopped.
 Workdir layout: run.json (model, data), config.json, checkpoints/, tensorboard/,
 samples.png, metrics.json, export/<version>/.
 """
+import functools
 import hashlib
 import json
 import math
@@ -312,6 +313,11 @@ def train_dataset(config, data_name, start_step, patch_size, data_dir=None, labe
   return ds.with_options(options)
 
 
+def _run_phase(strategy, phase, batch):
+  """Runs one replica function of a model's `training_phases`; returns its summed loss."""
+  return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(phase, args=(batch,)), axis=None)
+
+
 def make_train_step(model, optimizer, strategy, global_batch_size, part=None, jit=False):
   """Returns a tf.function running one optimisation step on a distributed batch -> loss.
 
@@ -327,9 +333,9 @@ def make_train_step(model, optimizer, strategy, global_batch_size, part=None, ji
   if hasattr(model, "training_phases"):
     if not isinstance(optimizer, dict):
       raise TypeError(f"{type(model).__name__} trains several networks: pass build()'s optimizers")
-    run = lambda phase: tf.function(lambda batch: strategy.reduce(
-        tf.distribute.ReduceOp.SUM, strategy.run(phase, args=(batch,)), axis=None))
-    phases = [run(phase) for phase in model.training_phases(optimizer, global_batch_size)]
+    # A partial per phase: tf.function keys its retracing warning by the code object.
+    phases = [tf.function(functools.partial(_run_phase, strategy, phase))
+              for phase in model.training_phases(optimizer, global_batch_size)]
 
     def phased_step(batch):
       return [phase(batch) for phase in phases][-1]  # the last phase's loss
