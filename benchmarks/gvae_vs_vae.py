@@ -15,7 +15,7 @@ scale). Then the paper's orderings (GVAE vs VAE: lower reconstruction error, hig
 and log-likelihood, lower KL — Table 5; lower MMD and MS-SSIM — Table 3) and the sweep
 (Table 4). `--out_dir` receives each run's sample grid.
 
-About 18 minutes on the 2-core dev machine with the defaults.
+About 17 minutes on the 2-core dev machine with the defaults.
 """
 import importlib
 import os
