@@ -80,13 +80,20 @@ class ResidualBlock(keras.layers.Layer):
     super().__init__(**kwargs)
     self.channels, self.activation = channels, activation
     glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
-    self.conv1 = keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer=glorot())
-    self.conv2 = keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer=glorot())
+    # The biases are added by hand (and the critic's LeakyReLU is a maximum): grappler's
+    # remapper fails, logging an error, when it fuses Conv2D + BiasAdd with the residual
+    # Add or a LeakyRelu whose gradient (the gradient penalty's) needs the unfused value.
+    self.conv1 = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False,
+                                     kernel_initializer=glorot())
+    self.conv2 = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False,
+                                     kernel_initializer=glorot())
     self.shortcut_seed = next(seeds)
 
   def build(self, input_shape):
     self.conv1.build(input_shape)
     self.conv2.build(tuple(input_shape[:-1]) + (self.channels,))
+    self.bias1 = self.add_weight(shape=(self.channels,), initializer="zeros", name="bias1")
+    self.bias = self.add_weight(shape=(self.channels,), initializer="zeros", name="bias")
     self.shortcut = None
     if input_shape[-1] != self.channels:
       self.shortcut = keras.layers.Conv2D(
@@ -94,8 +101,8 @@ class ResidualBlock(keras.layers.Layer):
       self.shortcut.build(input_shape)
 
   def call(self, x):
-    y = self.conv2(self.activation(self.conv1(self.activation(x))))
-    return (x if self.shortcut is None else self.shortcut(x)) + y
+    y = self.conv2(self.activation(self.conv1(self.activation(x)) + self.bias1))
+    return (x if self.shortcut is None else self.shortcut(x)) + y + self.bias
 
 
 def resnet_generator(hidden, upsamples, image_shape, seeds, name="generator"):
@@ -122,7 +129,7 @@ def resnet_critic(hidden, seeds, name="critic"):
   """Returns a Keras Sequential: images [B, H, W, C] in [-1, 1] -> scores [B, 1] (Table 2,
   no normalisation layers)."""
   glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
-  leaky = lambda x: tf.nn.leaky_relu(x, 0.2)
+  leaky = lambda x: tf.maximum(x, 0.2 * x)  # LeakyReLU(0.2), not its op: see ResidualBlock
   return keras.Sequential(
       [keras.layers.Conv2D(hidden, 3, padding="same", kernel_initializer=glorot()),
        ResidualBlock(hidden, leaky, seeds), ResidualBlock(2 * hidden, leaky, seeds),
