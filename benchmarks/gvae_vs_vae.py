@@ -71,10 +71,8 @@ def _table5_extras(model, config, data):
   patches = data_lib.eval_patches(data, patch_size=0).batch(config.eval.batch_size)
   extras = tf.function(lambda x, s: gvae.table5_extras(model, x, s, config.eval.iw_samples))
   values = {}
-  for i, batch in enumerate(patches):  # the loop's evaluation seeds
-    seeds = tf.random.stateless_uniform([tf.shape(batch)[0], 2], [config.eval.seed, i],
-                                        minval=0, maxval=2**62, dtype=tf.int64)
-    for key, value in extras(batch, seeds).items():
+  for i, batch in enumerate(patches):
+    for key, value in extras(batch, loop.eval_seeds(config, i, tf.shape(batch)[0])).items():
       values.setdefault(key, []).append(value)
   return {key: float(tf.reduce_mean(tf.concat(v, 0))) for key, v in values.items()}
 

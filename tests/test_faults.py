@@ -20,26 +20,17 @@ from export import saved_model
 from training import loop
 from zoo import mcgsm
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--model=mcgsm", "--data=deadleaves", "--strategy=default", "--export=false",
-        "--config.model.components=2", "--config.model.scales=2", "--config.model.features=4",
-        "--config.train.batch_size=4", "--config.data.patch_size=8", "--config.eval.max_patches=4",
-        "--config.eval.batch_size=4", "--config.sample.size=8", "--config.sample.margin=2",
-        "--config.sample.num=2", "--config.train.init_batches=1"]
+from tests.test_training import ROOT
+from tests.test_training import TINY as TINY_FLAGS
+from tests.test_training import run_cli as run
+from tests.test_training import user_env as env
 
-
-def env():
-  return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+TINY = ["--model=mcgsm", "--data=deadleaves", "--strategy=default", "--export=false", *TINY_FLAGS]
 
 
 def start(args, **kwargs):
   return subprocess.Popen([sys.executable, "-m", "training.run", *args], cwd=ROOT, env=env(),
                           **kwargs)
-
-
-def run(args, timeout=300, **kwargs):
-  return subprocess.run([sys.executable, "-m", "training.run", *args], cwd=ROOT, env=env(),
-                        capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 def latest_step(workdir):

@@ -36,10 +36,10 @@ def user_env():
   return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
 
-def run_cli(args, timeout=300):
+def run_cli(args, timeout=300, **kwargs):
   """Runs `python -m training.run args` from the repo root; returns the CompletedProcess."""
   return subprocess.run([sys.executable, "-m", "training.run", *args], cwd=ROOT, env=user_env(),
-                        capture_output=True, text=True, timeout=timeout)
+                        capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 def last_line(text):

@@ -29,6 +29,7 @@ import tensorflow as tf
 import zoo
 from zoo import metrics as metrics_lib
 from zoo import units
+from training import cli
 from training import data as data_lib
 from training import images as images_lib
 
@@ -202,11 +203,6 @@ class TrainingStopped(RuntimeError):
     self.exit_code = exit_code
 
 
-def _first_line(error):
-  text = str(error).strip()
-  return text.splitlines()[0] if text else type(error).__name__
-
-
 def restore_latest_readable(checkpoint, manager):
   """Restores the newest checkpoint of `manager` that reads back; returns its path (or
   None without checkpoints). An unreadable one (truncated, corrupt) is reported and the
@@ -216,7 +212,7 @@ def restore_latest_readable(checkpoint, manager):
       checkpoint.restore(path).assert_existing_objects_matched()
       return path
     except Exception as e:  # pylint: disable=broad-except  (OpError, IndexError, ValueError, ...)
-      print(f"checkpoint {path} is unreadable ({_first_line(e)}); trying the one before it",
+      print(f"checkpoint {path} is unreadable ({cli.first_line(e)}); trying the one before it",
             flush=True)
   if manager.checkpoints:
     raise TrainingStopped(f"no checkpoint in {manager.directory} reads back; move that directory "
@@ -250,7 +246,7 @@ def _save(manager, step):
     manager.save(checkpoint_number=step)
   except (tf.errors.OpError, OSError) as e:
     raise TrainingStopped(f"could not write the checkpoint of step {step} in {manager.directory}: "
-                          f"{_first_line(e)}; free space or give another --workdir (earlier "
+                          f"{cli.first_line(e)}; free space or give another --workdir (earlier "
                           "checkpoints are intact: rerun to resume)") from e
 
 
@@ -370,6 +366,12 @@ def make_train_step(model, optimizer, strategy, global_batch_size, part=None, ji
   return step
 
 
+def eval_seeds(config, index, batch_size):
+  """Returns int64 [batch_size, 2]: the per-image seeds of evaluation batch `index`."""
+  return tf.random.stateless_uniform([batch_size, 2], [config.eval.seed, index],
+                                     minval=0, maxval=2**62, dtype=tf.int64)
+
+
 def evaluate(model, module, config, data_name, data_dir=None):
   """Returns {metric: value, ...} on the held-out patches, in the paper's units."""
   labels = "label" in conditioning(model)
@@ -386,8 +388,7 @@ def evaluate(model, module, config, data_name, data_dir=None):
   extras = tf.function(model.eval_extras) if hasattr(model, "eval_extras") else None
   nats, dims, count, extra = 0.0, 0.0, 0, {}
   for i, (batch, *label) in enumerate(patches):
-    seeds = tf.random.stateless_uniform([tf.shape(batch)[0], 2], [config.eval.seed, i],
-                                        minval=0, maxval=2**62, dtype=tf.int64)
+    seeds = eval_seeds(config, i, tf.shape(batch)[0])
     cond = {"label": label[0]} if label else {}
     n, d = terms(batch, seeds, **cond)
     nats, dims, count = nats + float(tf.reduce_sum(n)), dims + float(tf.reduce_sum(d)), count + len(n)
@@ -427,8 +428,7 @@ def _evaluate_ensemble(model, module, config, patches, members):
   single = tf.function(lambda x, s: model.ensemble_terms(x, s, 1))
   sums = np.zeros(3)  # ensemble nats, single nats, pixels
   for i, (batch,) in enumerate(patches):  # models with ensembles take no label
-    seeds = tf.random.stateless_uniform([tf.shape(batch)[0], 2], [config.eval.seed, i],
-                                        minval=0, maxval=2**62, dtype=tf.int64)
+    seeds = eval_seeds(config, i, tf.shape(batch)[0])
     (n_ens, d), (n_one, _) = ensemble(batch, seeds), single(batch, seeds)
     sums += [float(tf.reduce_sum(n_ens)), float(tf.reduce_sum(n_one)), float(tf.reduce_sum(d))]
   return {f"{module.METRIC}_whole_patch": float(to_units(sums[1], sums[2])),

@@ -198,8 +198,7 @@ class Model(vae.Model):
   def real(self, images, seeds):
     """Returns float32 [B, H, W, C]: images dequantised (the Gaussian likelihood's noise)
     and put on the critic's [-1, 1] scale."""
-    noise = layers.per_example_uniform(tf.reverse(seeds, [1]), tf.shape(images)[1:])
-    return 2.0 * (tf.cast(images, tf.float32) + noise) / self.levels - 1.0
+    return 2.0 * self.dequantised(images, seeds) - 1.0
 
   def score(self, x):
     """Returns float32 [B]: the critic's scores of images on [-1, 1]."""

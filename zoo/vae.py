@@ -206,8 +206,11 @@ class Model(keras.Model):
   def _observed(self, images, seeds):
     """Returns what p(x | z) scores: the integer image (float), or for the Gaussian the
     image dequantised on [0, 1) with uniform noise from each row's (reversed) seed."""
-    if not self.continuous:
-      return tf.cast(images, tf.float32)
+    return self.dequantised(images, seeds) if self.continuous else tf.cast(images, tf.float32)
+
+  def dequantised(self, images, seeds):
+    """Returns float32 [B, H, W, C]: (images + u) / levels on [0, 1), u uniform from each
+    row's reversed seed (the Gaussian likelihood's dequantisation)."""
     noise = layers.per_example_uniform(tf.reverse(seeds, [1]), tf.shape(images)[1:])
     return (tf.cast(images, tf.float32) + noise) / self.levels
 
