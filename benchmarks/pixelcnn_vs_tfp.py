@@ -3,10 +3,12 @@ against the naive one, side by side in one process.
 
   python -m benchmarks.pixelcnn_vs_tfp [--budget_s=240] [--data=skimage|cifar10 --data_dir=DIR]
 
-About 15 minutes on 2 shared CPU cores with the defaults (two 240 s budgets, then timing).
+About 20 minutes on 2 shared CPU cores with the defaults (three 240 s budgets, then timing).
 
 1. `zoo.pixelcnn` (11 gated blocks of 48 features, a 96-unit output layer, a 256-way
-   softmax per sub-pixel) against `tfp.distributions.PixelCNN` (PixelCNN++: 1 resnet
+   softmax per sub-pixel), trained in each of `--dtypes` (`config.train.compute_dtype`:
+   float32, and bfloat16 mixed precision, which needs a CPU with bfloat16 arithmetic),
+   against `tfp.distributions.PixelCNN` (PixelCNN++: 1 resnet
    layer per level, 3 levels of 24 filters, a mixture of 10 discretised logistics over
    the 256 values), both about 0.58M parameters, on 32x32x3 images, batch 32, Adam at
    the same constant learning rate, the same batches in the same order:
@@ -20,7 +22,8 @@ About 15 minutes on 2 shared CPU cores with the defaults (two 240 s budgets, the
        clock starts after the first, traced, step).
    Multiply-adds per image are printed too: every weight of ours is applied at every
    pixel, while PixelCNN++ holds most of its weights at 16x16 and 8x8, so at equal
-   parameter counts ours does about 2x the arithmetic per image.
+   parameter counts ours does about 2x the arithmetic per image; training multiply-adds
+   per second (3 x the forward's per image x images/s) compare the implementations.
 2. Cached `sample` against `sample_naive` (the whole network per sub-pixel) of our model
    at 16x16x3 (the trained weights: the network is convolutional), batch 4, plain
    `zoo.pixelcnn`: the time ratio and whether the two draw the identical uint8 images.
@@ -73,6 +76,8 @@ flags.DEFINE_integer("slow_repeats", 1, "timing rounds of TFP's and the naive sa
                      "a warm-up call")
 flags.DEFINE_integer("num_samples", 4, "images per sampling batch")
 flags.DEFINE_integer("naive_size", 16, "image side of the cached-vs-naive comparison")
+flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "our training compute dtypes to run "
+                  "(config.train.compute_dtype; bfloat16 needs a CPU with bfloat16 arithmetic)")
 flags.DEFINE_integer("layers", 11, "our gated blocks")
 flags.DEFINE_integer("hidden", 48, "our features per block (a multiple of 3)")
 flags.DEFINE_integer("output_hidden", 96, "our output layer's units")
@@ -135,11 +140,12 @@ def batches(images, batch, seed):
 # -- our model ----------------------------------------------------------------------------------
 
 
-def our_config(shape):
+def our_config(shape, dtype="float32"):
   """Returns the pixelcnn config of the comparison for images of `shape` (H, W, C)."""
   f = flags.FLAGS
   config = pixelcnn_config.get_config("cifar10")
   config.model.update(layers=f.layers, hidden=f.hidden, output_hidden=f.output_hidden)
+  config.train.compute_dtype = dtype
   config.data.image_shape = shape
   config.data.num_classes = 0
   return config
@@ -148,11 +154,10 @@ def our_config(shape):
 class Ours:
   """Our Gated PixelCNN: the zoo's training step, log_prob, the cached sampler."""
 
-  name = "ours (Gated PixelCNN)"
-
-  def __init__(self, batch):
+  def __init__(self, batch, dtype):
     f = flags.FLAGS
-    self.model = pixelcnn.Model(our_config(SHAPE))
+    self.name = f"ours ({dtype})"
+    self.model = pixelcnn.Model(our_config(SHAPE, dtype))
     self.variables = self.model.trainable_variables
     # Every kernel weight is applied at every pixel (masked taps are multiplied too).
     self.macs = sum(int(np.prod(v.shape)) for v in self.variables if len(v.shape) > 1) * SIZE**2
@@ -172,7 +177,7 @@ class Ours:
 class Tfp:
   """tfp.distributions.PixelCNN trained on -log_prob with tf_keras Adam."""
 
-  name = "tfp (PixelCNN++)"
+  name = "tfp (float32)"
 
   def __init__(self, first_batch):
     f = flags.FLAGS
@@ -271,11 +276,13 @@ def main(argv):
   print(f"data {f.data}: {len(train)} training and {len(test)} held-out images "
         f"{'x'.join(map(str, train.shape[1:]))}; batch {f.batch}, Adam {f.learning_rate:g}")
   first = tf.constant(train[:f.batch])
-  ours, theirs = Ours(f.batch), Tfp(first)
+  ours = [Ours(f.batch, dtype) for dtype in f.dtypes]
+  theirs = Tfp(first)
+  runners = [*ours, theirs]
   print(f"TFP's kernels before its masks: sum |w - mask(w)| = {theirs.unmasked:.1f} "
         "(non-zero: not causal until an optimizer step)")
 
-  results = {r: {"parameters": count(r.variables), "MACs/image": r.macs} for r in (ours, theirs)}
+  results = {r: {"parameters": count(r.variables), "MACs/image": r.macs} for r in runners}
   for r, res in results.items():  # (c) first, on fresh weights
     res["steps"], res["loss"] = train_for(r, batches(train, f.batch, f.seed), f.budget_s)
     res["bits/dim"] = bits_per_dim(r.log_prob, test)
@@ -284,32 +291,42 @@ def main(argv):
           flush=True)
   for r, res in results.items():  # (a), (b): the cost does not depend on the weights
     res["train images/s"] = f.batch / best_time(r.step, first, repeats=f.repeats, inner=f.steps)
-    for jit in (False, True):
-      res[f"samples s{' xla' if jit else ''}"] = best_time(
-          r.samplers[jit], repeats=f.repeats if r is ours else f.slow_repeats, inner=1)
-    print(f"{r.name}: {res['train images/s']:.1f} train images/s, {f.num_samples} samples in "
-          f"{res['samples s']:.2f} s ({res['samples s xla']:.2f} s with XLA)", flush=True)
+    # Multiply-adds per second of training: forward + backward = 3 x the forward's.
+    res["GMAC/s"] = 3 * res["train images/s"] * res["MACs/image"] / 1e9
+    if r is ours[0] or r is theirs:  # our samplers compute in float32 whatever the dtype
+      for jit in (False, True):
+        res[f"samples s{' xla' if jit else ''}"] = best_time(
+            r.samplers[jit], repeats=f.slow_repeats if r is theirs else f.repeats, inner=1)
+    print(f"{r.name}: {res['train images/s']:.1f} train images/s"
+          + (f", {f.num_samples} samples in {res['samples s']:.2f} s ({res['samples s xla']:.2f} s "
+             "with XLA)" if "samples s" in res else ""), flush=True)
   t_cached, t_naive, identical, differing = cached_vs_naive(
-      ours.model, f.naive_size, f.num_samples, f.seed, f.repeats, f.slow_repeats)
+      ours[0].model, f.naive_size, f.num_samples, f.seed, f.repeats, f.slow_repeats)
 
-  a, b = results[ours], results[theirs]
-  print(f"\n{'':<34}{ours.name:>24}{theirs.name:>20}")
+  print(f"\n{'':<36}" + "".join(f"{r.name:>18}" for r in runners))
   rows = (("parameters", "parameters", "{:,}"), ("multiply-adds per image", "MACs/image", "{:,}"),
           ("train images/s", "train images/s", "{:.1f}"),
+          ("train multiply-adds/s (G)", "GMAC/s", "{:.1f}"),
           (f"{f.num_samples} samples, tf.function (s)", "samples s", "{:.2f}"),
           (f"{f.num_samples} samples, XLA (s)", "samples s xla", "{:.2f}"),
           (f"steps in {f.budget_s:g} s", "steps", "{:,}"),
           ("held-out bits/dim", "bits/dim", "{:.3f}"))
   for label, key, fmt in rows:
-    print(f"{label:<34}{fmt.format(a[key]):>24}{fmt.format(b[key]):>20}")
+    print(f"{label:<36}" + "".join(
+        f"{fmt.format(results[r][key]) if key in results[r] else '-':>18}" for r in runners))
   print(f"\nours: cached vs naive sampling, {f.naive_size}x{f.naive_size}x3, batch "
         f"{f.num_samples}: {t_cached:.2f} s vs {t_naive:.2f} s")
-  print(f"\nparameters ours/tfp: {a['parameters'] / b['parameters']:.3f}, "
-        f"multiply-adds per image ours/tfp: {a['MACs/image'] / b['MACs/image']:.2f}")
-  print(f"train images/s ours/tfp: {a['train images/s'] / b['train images/s']:.2f}x")
+  b = results[theirs]
+  for r in ours:
+    a = results[r]
+    print(f"\n{r.name} / tfp: parameters {a['parameters'] / b['parameters']:.3f}, "
+          f"multiply-adds per image {a['MACs/image'] / b['MACs/image']:.2f}, "
+          f"train images/s {a['train images/s'] / b['train images/s']:.2f}x, "
+          f"train multiply-adds/s {a['GMAC/s'] / b['GMAC/s']:.2f}x; "
+          f"bits/dim after {f.budget_s:g} s: {a['bits/dim']:.3f} vs {b['bits/dim']:.3f}")
+  a = results[ours[0]]
   print(f"sampling speed-up vs tfp: {b['samples s'] / a['samples s']:.1f}x "
         f"(both with XLA: {b['samples s xla'] / a['samples s xla']:.1f}x)")
-  print(f"bits/dim ours vs tfp after {f.budget_s:g} s: {a['bits/dim']:.3f} vs {b['bits/dim']:.3f}")
   print(f"cached vs naive: {t_naive / t_cached:.1f}x, identical: {identical}"
         + ("" if identical else f" ({differing} sub-pixels differ)"))
   print(f"(total {time.perf_counter() - t0:.0f} s)")

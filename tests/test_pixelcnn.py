@@ -13,9 +13,10 @@ from zoo import pixelcnn
 
 
 def make_model(shape, levels=256, layers=2, conditional="", spatial=False, num_classes=0,
-               hidden=6, first_kernel=3, output_hidden=None, seed=0):
+               hidden=6, first_kernel=3, output_hidden=None, seed=0, compute_dtype="float32"):
   """Returns an untrained PixelCNN for images of `shape` (H, W, C); weights from `seed`."""
   config = pixelcnn_config.get_config("tiny")
+  config.train.compute_dtype = compute_dtype
   config.data.image_shape = shape
   config.data.num_classes = num_classes
   config.model.update(levels=levels, layers=layers, conditional=conditional, spatial=spatial,
@@ -195,11 +196,34 @@ class ModelTest(tf.test.TestCase):
   def test_bad_configs_fail_with_one_clear_line(self):
     cases = {"hidden=4 for RGB": (dict(shape=(4, 4, 3), hidden=4), "multiple of the 3 channels"),
              "class without labels": (dict(shape=(4, 4, 1), conditional="class"), "labelled dataset"),
-             "unknown conditional": (dict(shape=(4, 4, 1), conditional="text"), "valid: '', 'class'")}
+             "unknown conditional": (dict(shape=(4, 4, 1), conditional="text"), "valid: '', 'class'"),
+             "float16": (dict(shape=(4, 4, 1), compute_dtype="float16"), "valid: 'float32', 'bfloat16'")}
     for what, (kwargs, message) in cases.items():
       with self.subTest(what):
         with self.assertRaisesRegex(ValueError, message):
           make_model(**kwargs)
+
+  def test_bfloat16_training_loss_follows_float32_and_evaluation_stays_float32(self):
+    shape, kwargs = (6, 6, 3), dict(layers=3, hidden=12, conditional="class", num_classes=3)
+    full, mixed = (make_model(shape, compute_dtype=d, **kwargs) for d in ("float32", "bfloat16"))
+    for model in (full, mixed):  # trained-like scales: logits far from uniform
+      model.head[1].kernel.assign(model.head[1].kernel * 20.0)
+    images = tf.constant(np.random.RandomState(1).randint(0, 256, [4, *shape]), tf.uint8)
+    label = tf.constant([0, 1, 2, 1])
+    results = []
+    for model in (full, mixed):
+      with tf.GradientTape() as tape:
+        loss, _ = model.train_loss(images, label=label)
+        loss = tf.reduce_mean(loss)
+      grads = tape.gradient(loss, model.trainable_variables)
+      results.append((float(loss), tf.concat([tf.reshape(g, [-1]) for g in grads], 0).numpy(),
+                      model.log_prob(images, label=label).numpy()))
+    (loss32, grad32, lp32), (loss16, grad16, lp16) = results
+    self.assertNotEqual(loss16, loss32)  # the network did compute in bfloat16
+    self.assertAllClose(loss16, loss32, rtol=1e-2)
+    cosine = grad16 @ grad32 / np.linalg.norm(grad16) / np.linalg.norm(grad32)
+    self.assertGreater(cosine, 0.99)
+    self.assertAllEqual(lp16, lp32)  # log_prob computes in float32 whatever the training dtype
 
   def test_bits_per_dim_of_an_untrained_model_is_near_uniform(self):
     model = make_model((4, 4, 3), layers=2, hidden=6)

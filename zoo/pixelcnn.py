@@ -57,6 +57,7 @@ tfd = tfp.distributions
 
 METRIC = "bits_per_dim"  # zoo.units.METRICS key reported for this model
 CONDITIONALS = ("", "class", "autoencoder")
+COMPUTE_DTYPES = ("float32", "bfloat16")  # of the training loss (`config.train.compute_dtype`)
 
 
 def group_of(units, groups):
@@ -93,7 +94,7 @@ class GatedBlock(keras.layers.Layer):
   """
 
   def __init__(self, hidden, kernel, groups, first, cond_dim=0, spatial_dim=0, seed=0, **kwargs):
-    super().__init__(**kwargs)
+    super().__init__(autocast=False, **kwargs)  # computes in its inputs' dtype (`call`)
     self.seed = seed  # weight k of this block is drawn with seed + k
     self.hidden, self.kernel, self.groups, self.first = hidden, kernel, groups, first
     self.rows = (kernel + 1) // 2  # ceil(n/2): vertical rows, horizontal taps
@@ -126,18 +127,20 @@ class GatedBlock(keras.layers.Layer):
     self.h_mask = tf.constant(h_mask)
     self.out_mask = tf.constant(group_mask(group_of(p, self.groups), group_of(p, self.groups), False))
 
-  def _bias(self, cond, spatial, which):
+  def _bias(self, cond, spatial, which, dtype=tf.float32):
     """Returns the conditioning term for stack `which` ("v"/"h"): [B, 1, 1, 2p], [B, H, W, 2p] or 0."""
     term = 0.0
     if self.cond_dim:
-      term += tf.matmul(cond, getattr(self, f"cond_{which}"))[:, None, None]  # eq. 4
+      term += tf.matmul(cond, tf.cast(getattr(self, f"cond_{which}"), dtype))[:, None, None]  # eq. 4
     if self.spatial_dim:
-      term += dense(spatial, getattr(self, f"spatial_{which}"))  # eq. 5
+      term += dense(spatial, tf.cast(getattr(self, f"spatial_{which}"), dtype))  # eq. 5
     return term
 
   def call(self, v, h, cond=None, spatial=None):
     """Returns (v', h') [B, H, W, p] each from v, h [B, H, W, Cin]; cond [B, D], spatial [B, H, W, S].
 
+    Computes in the inputs' dtype (float32, or bfloat16 for `Model.train_loss` under
+    `config.train.compute_dtype`); the weights are float32 and cast.
     Written for the CPU kernels' speed (each was a measured cost of the training step):
     the convs pad with tf.pad and convolve "VALID" (with explicit conv padding the
     gradients leave oneDNN's kernels and were 1.6x slower), biases go through `bias_add`
@@ -145,17 +148,20 @@ class GatedBlock(keras.layers.Layer):
     down-shift is a `tf.slice` then a pad (the gradient of a strided slice,
     StridedSliceGrad, took 30 % of the step).
     """
-    r = self.kernel // 2
+    r, dtype = self.kernel // 2, v.dtype
+    w = lambda weight: tf.cast(weight, dtype)
     v_pre = tf.nn.bias_add(tf.nn.conv2d(tf.pad(v, [[0, 0], [self.rows - 1, 0], [r, r], [0, 0]]),
-                                        self.v_kernel, 1, "VALID"), self.v_bias)  # [B, H, W, 2p]
-    v_pre += self._bias(cond, spatial, "v")
+                                        w(self.v_kernel), 1, "VALID"), w(self.v_bias))  # [B, H, W, 2p]
     h_pre = tf.nn.bias_add(tf.nn.conv2d(tf.pad(h, [[0, 0], [0, 0], [self.rows - 1, 0], [0, 0]]),
-                                        self.h_kernel * self.h_mask, 1, "VALID"), self.h_bias)
+                                        w(self.h_kernel * self.h_mask), 1, "VALID"), w(self.h_bias))
+    if self.cond_dim or self.spatial_dim:
+      v_pre += self._bias(cond, spatial, "v", dtype)
+      h_pre += self._bias(cond, spatial, "h", dtype)
     shape = tf.shape(v_pre)
     upper = tf.slice(v_pre, [0, 0, 0, 0], tf.concat([shape[:1], shape[1:2] - 1, shape[2:]], 0))
     above = tf.pad(upper, [[0, 0], [1, 0], [0, 0], [0, 0]])  # row i holds v_pre of row i-1
-    h_pre += dense(above, self.link) + self._bias(cond, spatial, "h")
-    out = tf.nn.bias_add(dense(gate(h_pre), self.out * self.out_mask), self.out_bias)
+    h_pre += dense(above, w(self.link))
+    out = tf.nn.bias_add(dense(gate(h_pre), w(self.out * self.out_mask)), w(self.out_bias))
     return gate(v_pre), out if self.first else h + out
 
   # -- the cached sampler's pieces ----------------------------------------------------
@@ -210,6 +216,11 @@ class Model(keras.Model):
     mc = config.model
     self.height, self.width, self.channels = (int(d) for d in config.data.image_shape)
     self.levels = int(mc.levels)
+    dtype = config.train.get("compute_dtype", "float32")
+    if dtype not in COMPUTE_DTYPES:
+      raise ValueError(f"unknown config.train.compute_dtype {dtype!r}; valid: "
+                       f"{', '.join(repr(d) for d in COMPUTE_DTYPES)}")
+    self.train_dtype = tf.as_dtype(dtype)
     self.conditional = mc.conditional
     if self.conditional not in CONDITIONALS:
       raise ValueError(f"unknown config.model.conditional {self.conditional!r}; "
@@ -299,21 +310,24 @@ class Model(keras.Model):
   def _head(self, h):
     """Returns logits [..., C * levels] from the last horizontal features [..., p]."""
     (dense1, dense2), (mask1, mask2) = self.head, self.head_masks
-    out = tf.nn.bias_add(dense(tf.nn.relu(h), dense1.kernel * mask1), dense1.bias)
-    return tf.nn.bias_add(dense(tf.nn.relu(out), dense2.kernel * mask2), dense2.bias)
+    w = lambda weight: tf.cast(weight, h.dtype)
+    out = tf.nn.bias_add(dense(tf.nn.relu(h), w(dense1.kernel * mask1)), w(dense1.bias))
+    return tf.nn.bias_add(dense(tf.nn.relu(out), w(dense2.kernel * mask2)), w(dense2.bias))
 
-  def logits(self, x, cond=None, spatial=None):
+  def logits(self, x, cond=None, spatial=None, dtype=tf.float32):
     """Returns float32 [B, H, W, C, levels] from scaled images x [B, H, W, C] (float, so
-    tests can take gradients)."""
-    v = h = x
+    tests can take gradients), the network computed in `dtype`."""
+    cast = lambda t: None if t is None else tf.cast(t, dtype)
+    v = h = cast(x)
     for block in self.blocks:
-      v, h = block(v, h, cond, spatial)
-    logits = self._head(h)  # [B, H, W, C * levels]
+      v, h = block(v, h, cast(cond), cast(spatial))
+    logits = tf.cast(self._head(h), tf.float32)  # [B, H, W, C * levels]
     return tf.reshape(logits, tf.concat([tf.shape(x), [self.levels]], 0))
 
-  def distribution(self, images, label=None, code=None):
-    """Returns p(x | h) as tfd.Independent(Categorical) with event shape [H, W, C]."""
-    logits = self.logits(self.scale(images), *self._conditioning(images, label, code))
+  def distribution(self, images, label=None, code=None, dtype=tf.float32):
+    """Returns p(x | h) as tfd.Independent(Categorical) with event shape [H, W, C]; the
+    network computes in `dtype`, the softmax in float32."""
+    logits = self.logits(self.scale(images), *self._conditioning(images, label, code), dtype=dtype)
     return tfd.Independent(tfd.Categorical(logits=logits), reinterpreted_batch_ndims=3)
 
   # -- model API --------------------------------------------------------------------------
@@ -336,8 +350,14 @@ class Model(keras.Model):
     return nats, tf.fill(tf.shape(nats), tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32))
 
   def train_loss(self, images, seeds=None, label=None, code=None):
-    """Returns (per-example loss [B], terms): -log p(x | h) per dimension, nats."""
-    nats, dims = self.eval_terms(images, seeds, label, code)
+    """Returns (per-example loss [B], terms): -log p(x | h) per dimension, nats.
+
+    The network computes in `config.train.compute_dtype` (bfloat16: mixed precision, the
+    weights stay float32); `log_prob`, evaluation and sampling always compute in float32.
+    """
+    del seeds  # no noise
+    nats = self.distribution(images, label, code, self.train_dtype).log_prob(tf.cast(images, tf.int32))
+    dims = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
     return -nats / dims, {"nats_per_dim": nats / dims}
 
   # -- sampling -----------------------------------------------------------------------------
