@@ -86,6 +86,21 @@ def gate(pre):
   return tf.tanh(f) * tf.sigmoid(g)
 
 
+def log_softmax_at(logits, values):
+  """Returns float32 [...]: log softmax(logits [..., L])[values] for int values [...]."""
+  flat = tf.reshape(logits, [-1, logits.shape[-1]])
+  picked = tf.gather(flat, tf.reshape(values, [-1]), batch_dims=1) - tf.reduce_logsumexp(flat, -1)
+  return tf.reshape(picked, tf.shape(values))
+
+
+# XLA-compiled copies for the training loss only: XLA fuses the elementwise ops and
+# their gradients, measured on the CPU step (batch 32 of 32x32x3): the gates 1.3x
+# (float32) to 1.8x (bfloat16) faster, the 256-way log softmax and its gradient 2.9x.
+# `log_prob`, sampling and exports use the plain ops and never need XLA.
+xla_gate = tf.function(gate, jit_compile=True)
+xla_log_softmax_at = tf.function(log_softmax_at, jit_compile=True)
+
+
 class GatedBlock(keras.layers.Layer):
   """One block of Figure 2: vertical and horizontal stacks, link, residual, conditioning.
 
@@ -136,11 +151,12 @@ class GatedBlock(keras.layers.Layer):
       term += dense(spatial, tf.cast(getattr(self, f"spatial_{which}"), dtype))  # eq. 5
     return term
 
-  def call(self, v, h, cond=None, spatial=None):
+  def call(self, v, h, cond=None, spatial=None, fused=False):
     """Returns (v', h') [B, H, W, p] each from v, h [B, H, W, Cin]; cond [B, D], spatial [B, H, W, S].
 
     Computes in the inputs' dtype (float32, or bfloat16 for `Model.train_loss` under
-    `config.train.compute_dtype`); the weights are float32 and cast.
+    `config.train.compute_dtype`); the weights are float32 and cast. `fused`: the gates
+    are XLA-compiled (`xla_gate`, for training).
     Written for the CPU kernels' speed (each was a measured cost of the training step):
     the convs pad with tf.pad and convolve "VALID" (with explicit conv padding the
     gradients leave oneDNN's kernels and were 1.6x slower), biases go through `bias_add`
@@ -161,8 +177,9 @@ class GatedBlock(keras.layers.Layer):
     upper = tf.slice(v_pre, [0, 0, 0, 0], tf.concat([shape[:1], shape[1:2] - 1, shape[2:]], 0))
     above = tf.pad(upper, [[0, 0], [1, 0], [0, 0], [0, 0]])  # row i holds v_pre of row i-1
     h_pre += dense(above, w(self.link))
-    out = tf.nn.bias_add(dense(gate(h_pre), w(self.out * self.out_mask)), w(self.out_bias))
-    return gate(v_pre), out if self.first else h + out
+    gated = xla_gate if fused else gate
+    out = tf.nn.bias_add(dense(gated(h_pre), w(self.out * self.out_mask)), w(self.out_bias))
+    return gated(v_pre), out if self.first else h + out
 
   # -- the cached sampler's pieces ----------------------------------------------------
 
@@ -314,13 +331,14 @@ class Model(keras.Model):
     out = tf.nn.bias_add(dense(tf.nn.relu(h), w(dense1.kernel * mask1)), w(dense1.bias))
     return tf.nn.bias_add(dense(tf.nn.relu(out), w(dense2.kernel * mask2)), w(dense2.bias))
 
-  def logits(self, x, cond=None, spatial=None, dtype=tf.float32):
+  def logits(self, x, cond=None, spatial=None, dtype=tf.float32, fused=False):
     """Returns float32 [B, H, W, C, levels] from scaled images x [B, H, W, C] (float, so
-    tests can take gradients), the network computed in `dtype`."""
+    tests can take gradients), the network computed in `dtype`; `fused`: XLA-compiled
+    gates (training)."""
     cast = lambda t: None if t is None else tf.cast(t, dtype)
     v = h = cast(x)
     for block in self.blocks:
-      v, h = block(v, h, cast(cond), cast(spatial))
+      v, h = block(v, h, cast(cond), cast(spatial), fused=fused)
     logits = tf.cast(self._head(h), tf.float32)  # [B, H, W, C * levels]
     return tf.reshape(logits, tf.concat([tf.shape(x), [self.levels]], 0))
 
@@ -353,10 +371,14 @@ class Model(keras.Model):
     """Returns (per-example loss [B], terms): -log p(x | h) per dimension, nats.
 
     The network computes in `config.train.compute_dtype` (bfloat16: mixed precision, the
-    weights stay float32); `log_prob`, evaluation and sampling always compute in float32.
+    weights stay float32) with XLA-compiled gates and log softmax, the rest of the graph
+    in TensorFlow's kernels (XLA's CPU convolutions were slower); `log_prob`, evaluation
+    and sampling always compute in float32 without XLA.
     """
     del seeds  # no noise
-    nats = self.distribution(images, label, code, self.train_dtype).log_prob(tf.cast(images, tf.int32))
+    logits = self.logits(self.scale(images), *self._conditioning(images, label, code),
+                         dtype=self.train_dtype, fused=True)
+    nats = tf.reduce_sum(xla_log_softmax_at(logits, tf.cast(images, tf.int32)), [1, 2, 3])
     dims = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
     return -nats / dims, {"nats_per_dim": nats / dims}
 
