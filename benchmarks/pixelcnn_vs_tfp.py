@@ -1,7 +1,7 @@
 r"""Our Gated PixelCNN against TFP's PixelCNN++ at matched size, and our cached sampler
 against the naive one, side by side in one process.
 
-  python -m benchmarks.pixelcnn_vs_tfp [--budget_s=240] [--data=skimage|cifar10 --data_dir=DIR]
+  python -m benchmarks.pixelcnn_vs_tfp [--budget_s=240[,1200,...]] [--data=skimage|cifar10 --data_dir=DIR]
 
 About 20 minutes on 2 shared CPU cores with the defaults (three 240 s budgets, then timing).
 
@@ -18,8 +18,9 @@ About 20 minutes on 2 shared CPU cores with the defaults (three 240 s budgets, t
        TFP's causal masks);
    (b) seconds to draw 4 samples: our cached `sample` against `dist.sample(4)` (the
        whole network once per pixel), each in one tf.function, and each again with XLA;
-   (c) bits/dim on held-out images after `--budget_s` seconds of training each (the
-       clock starts after the first, traced, step).
+   (c) bits/dim on held-out images after each of `--budget_s` seconds of training (one
+       run per model, evaluated as it passes each budget; the clock starts after the
+       first, traced, step and stops while evaluating).
    Multiply-adds per image are printed too: every weight of ours is applied at every
    pixel, while PixelCNN++ holds most of its weights at 16x16 and 8x8, so at equal
    parameter counts ours does about 2x the arithmetic per image; training multiply-adds
@@ -67,7 +68,8 @@ flags.DEFINE_string("data_dir", None, "TFDS data_dir holding a prepared cifar10"
 flags.DEFINE_integer("train_images", 16384, "training images (crops for skimage)")
 flags.DEFINE_integer("test_images", 1024, "held-out images scored for bits/dim")
 flags.DEFINE_integer("seed", 0, "seed of the crops, the batch order and the samples")
-flags.DEFINE_float("budget_s", 240, "training seconds per model for the bits/dim comparison")
+flags.DEFINE_list("budget_s", ["240"], "training seconds per model after which the held-out "
+                  "bits/dim are compared (several: one run, evaluated at each)")
 flags.DEFINE_integer("batch", 32, "training batch size")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate of both models (constant)")
 flags.DEFINE_integer("steps", 5, "training steps per timing round")
@@ -241,15 +243,20 @@ def bits_per_dim(log_prob, images, batch=128):
   return float(units.bits_per_dim(nats, images.size))
 
 
-def train_for(runner, stream, budget_s):
-  """Trains `runner` on `stream` for budget_s seconds after one traced step; returns
-  (steps, loss of the last step in nats/dim)."""
+def train_for(runner, stream, budgets, test):
+  """Trains `runner` on `stream` after one traced step, for the largest of `budgets`
+  seconds; returns {budget: (steps, loss of the last step in nats/dim, held-out bits/dim
+  of `test` when the training clock passed the budget)}."""
   loss = float(runner.step(next(stream)))  # trace
-  steps, start = 0, time.perf_counter()
-  while time.perf_counter() - start < budget_s:
-    loss = float(runner.step(next(stream)))
-    steps += 1
-  return steps, loss
+  steps, trained, results = 0, 0.0, {}
+  for budget in sorted(budgets):
+    while trained < budget:
+      start = time.perf_counter()
+      loss = float(runner.step(next(stream)))
+      trained += time.perf_counter() - start
+      steps += 1
+    results[budget] = (steps, loss, bits_per_dim(runner.log_prob, test))
+  return results
 
 
 def cached_vs_naive(model, size, num, seed, repeats, slow_repeats):
@@ -283,12 +290,13 @@ def main(argv):
         "(non-zero: not causal until an optimizer step)")
 
   results = {r: {"parameters": count(r.variables), "MACs/image": r.macs} for r in runners}
+  budgets = sorted(float(b) for b in f.budget_s)
   for r, res in results.items():  # (c) first, on fresh weights
-    res["steps"], res["loss"] = train_for(r, batches(train, f.batch, f.seed), f.budget_s)
-    res["bits/dim"] = bits_per_dim(r.log_prob, test)
-    print(f"{r.name}: {res['steps']} steps in {f.budget_s:g} s (last batch "
-          f"{res['loss'] / math.log(2):.3f} bits/dim), held-out {res['bits/dim']:.3f} bits/dim",
-          flush=True)
+    for budget, (steps, loss, bits) in train_for(
+        r, batches(train, f.batch, f.seed), budgets, test).items():
+      res[f"steps {budget:g}"], res[f"bits/dim {budget:g}"] = steps, bits
+      print(f"{r.name}: {steps} steps in {budget:g} s (last batch {loss / math.log(2):.3f} "
+            f"bits/dim), held-out {bits:.3f} bits/dim", flush=True)
   for r, res in results.items():  # (a), (b): the cost does not depend on the weights
     res["train images/s"] = f.batch / best_time(r.step, first, repeats=f.repeats, inner=f.steps)
     # Multiply-adds per second of training: forward + backward = 3 x the forward's.
@@ -309,8 +317,8 @@ def main(argv):
           ("train multiply-adds/s (G)", "GMAC/s", "{:.1f}"),
           (f"{f.num_samples} samples, tf.function (s)", "samples s", "{:.2f}"),
           (f"{f.num_samples} samples, XLA (s)", "samples s xla", "{:.2f}"),
-          (f"steps in {f.budget_s:g} s", "steps", "{:,}"),
-          ("held-out bits/dim", "bits/dim", "{:.3f}"))
+          *((f"steps in {b:g} s", f"steps {b:g}", "{:,}") for b in budgets),
+          *((f"held-out bits/dim after {b:g} s", f"bits/dim {b:g}", "{:.3f}") for b in budgets))
   for label, key, fmt in rows:
     print(f"{label:<36}" + "".join(
         f"{fmt.format(results[r][key]) if key in results[r] else '-':>18}" for r in runners))
@@ -322,8 +330,9 @@ def main(argv):
     print(f"\n{r.name} / tfp: parameters {a['parameters'] / b['parameters']:.3f}, "
           f"multiply-adds per image {a['MACs/image'] / b['MACs/image']:.2f}, "
           f"train images/s {a['train images/s'] / b['train images/s']:.2f}x, "
-          f"train multiply-adds/s {a['GMAC/s'] / b['GMAC/s']:.2f}x; "
-          f"bits/dim after {f.budget_s:g} s: {a['bits/dim']:.3f} vs {b['bits/dim']:.3f}")
+          f"train multiply-adds/s {a['GMAC/s'] / b['GMAC/s']:.2f}x; held-out bits/dim after "
+          + ", ".join(f"{t:g} s: {a[f'bits/dim {t:g}']:.3f} vs {b[f'bits/dim {t:g}']:.3f}"
+                      for t in budgets))
   a = results[ours[0]]
   print(f"sampling speed-up vs tfp: {b['samples s'] / a['samples s']:.1f}x "
         f"(both with XLA: {b['samples s xla'] / a['samples s xla']:.1f}x)")

@@ -225,6 +225,17 @@ class ModelTest(tf.test.TestCase):
     self.assertGreater(cosine, 0.99)
     self.assertAllEqual(lp16, lp32)  # log_prob computes in float32 whatever the training dtype
 
+  def test_training_loss_is_the_negative_log_prob_per_dimension(self):
+    # train_loss takes the XLA-compiled gates and log softmax, log_prob the plain ops.
+    model = make_model((5, 4, 3), layers=3, hidden=12, conditional="class", num_classes=2)
+    model.head[1].kernel.assign(model.head[1].kernel * 100.0)
+    images = tf.constant(np.random.RandomState(2).randint(0, 256, [3, 5, 4, 3]), tf.uint8)
+    label = tf.constant([1, 0, 1])
+    loss, _ = model.train_loss(images, label=label)
+    expected = -model.log_prob(images, label=label) / (5 * 4 * 3)
+    self.assertGreater(float(tf.reduce_max(tf.abs(expected - np.log(256)))), 0.1)  # not uniform
+    self.assertAllClose(loss, expected, rtol=1e-5)
+
   def test_bits_per_dim_of_an_untrained_model_is_near_uniform(self):
     model = make_model((4, 4, 3), layers=2, hidden=6)
     for v in model.weights:
