@@ -147,7 +147,7 @@ def our_config(shape, dtype="float32"):
   f = flags.FLAGS
   config = pixelcnn_config.get_config("cifar10")
   config.model.update(layers=f.layers, hidden=f.hidden, output_hidden=f.output_hidden)
-  config.train.compute_dtype = dtype
+  config.train.update(compute_dtype=dtype, jit=False)  # XLA for the gates and softmax only
   config.data.image_shape = shape
   config.data.num_classes = 0
   return config

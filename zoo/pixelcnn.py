@@ -238,6 +238,10 @@ class Model(keras.Model):
       raise ValueError(f"unknown config.train.compute_dtype {dtype!r}; valid: "
                        f"{', '.join(repr(d) for d in COMPUTE_DTYPES)}")
     self.train_dtype = tf.as_dtype(dtype)
+    # The training loss XLA-compiles its gates and log softmax, unless the whole gradient
+    # is compiled already (`config.train.jit`): XLA functions nested in an XLA-compiled
+    # step under a distribution strategy recompiled on every step.
+    self.fused = not config.train.get("jit", False)
     self.conditional = mc.conditional
     if self.conditional not in CONDITIONALS:
       raise ValueError(f"unknown config.model.conditional {self.conditional!r}; "
@@ -371,14 +375,15 @@ class Model(keras.Model):
     """Returns (per-example loss [B], terms): -log p(x | h) per dimension, nats.
 
     The network computes in `config.train.compute_dtype` (bfloat16: mixed precision, the
-    weights stay float32) with XLA-compiled gates and log softmax, the rest of the graph
-    in TensorFlow's kernels (XLA's CPU convolutions were slower); `log_prob`, evaluation
-    and sampling always compute in float32 without XLA.
+    weights stay float32) with XLA-compiled gates and log softmax (`self.fused`), the
+    rest of the graph in TensorFlow's kernels (XLA's CPU convolutions were slower at
+    32x32); `log_prob`, evaluation and sampling always compute in float32 without XLA.
     """
     del seeds  # no noise
     logits = self.logits(self.scale(images), *self._conditioning(images, label, code),
-                         dtype=self.train_dtype, fused=True)
-    nats = tf.reduce_sum(xla_log_softmax_at(logits, tf.cast(images, tf.int32)), [1, 2, 3])
+                         dtype=self.train_dtype, fused=self.fused)
+    log_softmax = xla_log_softmax_at if self.fused else log_softmax_at
+    nats = tf.reduce_sum(log_softmax(logits, tf.cast(images, tf.int32)), [1, 2, 3])
     dims = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
     return -nats / dims, {"nats_per_dim": nats / dims}
 
