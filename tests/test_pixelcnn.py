@@ -236,6 +236,19 @@ class ModelTest(tf.test.TestCase):
     self.assertGreater(float(tf.reduce_max(tf.abs(expected - np.log(256)))), 0.1)  # not uniform
     self.assertAllClose(loss, expected, rtol=1e-5)
 
+  def test_whole_gradient_under_xla_skips_the_nested_xla_pieces(self):
+    # config.train.jit compiles the whole loss: XLA functions nested in it recompiled on
+    # every step under a strategy, so the model must not nest them then.
+    plain, whole = make_model((4, 4, 3), layers=2, hidden=6), make_model((4, 4, 3), layers=2, hidden=6)
+    whole_config = pixelcnn_config.get_config("tiny")
+    whole_config.data.image_shape, whole_config.train.jit = (4, 4, 3), True
+    self.assertTrue(plain.fused)
+    self.assertFalse(pixelcnn.Model(whole_config).fused)
+    whole.fused = False
+    images = tf.constant(np.random.RandomState(3).randint(0, 256, [2, 4, 4, 3]), tf.uint8)
+    loss = tf.function(lambda x: whole.train_loss(x)[0], jit_compile=True)(images)
+    self.assertAllClose(loss, plain.train_loss(images)[0], rtol=1e-5)
+
   def test_bits_per_dim_of_an_untrained_model_is_near_uniform(self):
     model = make_model((4, 4, 3), layers=2, hidden=6)
     for v in model.weights:
