@@ -341,15 +341,15 @@ class Model(keras.Model):
     gates (training)."""
     cast = lambda t: None if t is None else tf.cast(t, dtype)
     v = h = cast(x)
+    cond, spatial = cast(cond), cast(spatial)
     for block in self.blocks:
-      v, h = block(v, h, cast(cond), cast(spatial), fused=fused)
+      v, h = block(v, h, cond, spatial, fused=fused)
     logits = tf.cast(self._head(h), tf.float32)  # [B, H, W, C * levels]
     return tf.reshape(logits, tf.concat([tf.shape(x), [self.levels]], 0))
 
-  def distribution(self, images, label=None, code=None, dtype=tf.float32):
-    """Returns p(x | h) as tfd.Independent(Categorical) with event shape [H, W, C]; the
-    network computes in `dtype`, the softmax in float32."""
-    logits = self.logits(self.scale(images), *self._conditioning(images, label, code), dtype=dtype)
+  def distribution(self, images, label=None, code=None):
+    """Returns p(x | h) as tfd.Independent(Categorical) with event shape [H, W, C]."""
+    logits = self.logits(self.scale(images), *self._conditioning(images, label, code))
     return tfd.Independent(tfd.Categorical(logits=logits), reinterpreted_batch_ndims=3)
 
   # -- model API --------------------------------------------------------------------------
