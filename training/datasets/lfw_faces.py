@@ -83,18 +83,5 @@ class LfwFaces(tfds.core.GeneratorBasedBuilder):
 
 
 if __name__ == "__main__":
-  # Builds without the `tfds` CLI, which in TFDS 4.9.10 imports apache_beam and
-  # mlcroissant at start-up (see deadleaves).
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-
-  _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir; default: TFDS's own.")
-
-  def _main(argv):
-    del argv
-    builder = LfwFaces(data_dir=_DATA_DIR.value)
-    builder.download_and_prepare()
-    print(f"lfw_faces {builder.version} in {builder.data_dir}: "
-          + ", ".join(f"{k} {v.num_examples}" for k, v in builder.info.splits.items()))
-
-  app.run(_main)
+  from training.datasets import command  # pylint: disable=g-import-not-at-top
+  command.main(lambda data_dir: [LfwFaces(data_dir=data_dir)])

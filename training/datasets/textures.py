@@ -99,20 +99,8 @@ class Textures(tfds.core.GeneratorBasedBuilder):
 
 
 if __name__ == "__main__":
-  # Builds without the `tfds` CLI, which in TFDS 4.9.10 imports apache_beam and
-  # mlcroissant at start-up (see deadleaves).
-  from absl import app
-  from absl import flags
-
-  _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir; default: TFDS's own.")
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from training.datasets import command  # pylint: disable=g-import-not-at-top
   _TEXTURES = flags.DEFINE_list("textures", list(TEXTURES), "Configs to build.")
-
-  def _main(argv):
-    del argv
-    for name in _TEXTURES.value:
-      builder = Textures(config=name, data_dir=_DATA_DIR.value)
-      builder.download_and_prepare()
-      print(f"textures/{name} {builder.version} in {builder.data_dir}: "
-            + ", ".join(f"{k} {v.num_examples}" for k, v in builder.info.splits.items()))
-
-  app.run(_main)
+  command.main(lambda data_dir: [Textures(config=name, data_dir=data_dir)
+                                 for name in _TEXTURES.value])
