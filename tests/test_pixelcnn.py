@@ -1,10 +1,12 @@
 """Gated PixelCNN: causality without a blind spot, normalisation, cached sampling.
 
 All on random initial weights, before any training: causality must come from the
-geometry, not from a constraint an optimiser step would apply.
+geometry, not from a constraint an optimiser step would apply. Tests parametrised by
+`gated` check the ungated (ReLU) baseline the same way.
 """
 import itertools
 
+from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
@@ -13,7 +15,8 @@ from zoo import pixelcnn
 
 
 def make_model(shape, levels=256, layers=2, conditional="", spatial=False, num_classes=0,
-               hidden=6, first_kernel=3, output_hidden=None, seed=0, compute_dtype="float32"):
+               hidden=6, first_kernel=3, output_hidden=None, seed=0, compute_dtype="float32",
+               gated=True):
   """Returns an untrained PixelCNN for images of `shape` (H, W, C); weights from `seed`."""
   config = pixelcnn_config.get_config("tiny")
   config.train.compute_dtype = compute_dtype
@@ -21,7 +24,7 @@ def make_model(shape, levels=256, layers=2, conditional="", spatial=False, num_c
   config.data.num_classes = num_classes
   config.model.update(levels=levels, layers=layers, conditional=conditional, spatial=spatial,
                       hidden=hidden, first_kernel=first_kernel,
-                      output_hidden=output_hidden or hidden)
+                      output_hidden=output_hidden or hidden, gated=gated)
   tf.keras.utils.set_random_seed(seed)
   model = pixelcnn.Model(config)
   # Random, not zero, biases: a zero could hide a dependence. Kernels keep their Glorot
@@ -37,7 +40,10 @@ def raster_index(i, j, c, width, channels):
   return (i * width + j) * channels + c
 
 
-class CausalityTest(tf.test.TestCase):
+GATED_AND_UNGATED = (("gated", True), ("ungated", False))
+
+
+class CausalityTest(tf.test.TestCase, parameterized.TestCase):
 
   def jacobian_mask(self, model, cond=None, spatial=None, draws=8):
     """Returns bool [H, W, C, H, W, C]: does logit (i, j, c) depend on input (i', j', c')?
@@ -74,20 +80,22 @@ class CausalityTest(tf.test.TestCase):
           self.fail(f"sub-pixel {(i, j, k)} {'depends on' if not earlier else 'ignores'} "
                     f"{'later' if not earlier else 'earlier'} sub-pixel {(i2, j2, k2)}")
 
-  def test_rgb_subpixel_sees_exactly_the_earlier_subpixels(self):
+  @parameterized.named_parameters(*GATED_AND_UNGATED)
+  def test_rgb_subpixel_sees_exactly_the_earlier_subpixels(self, gated):
     # 8 blocks of 3x3 reach every earlier pixel of an 8x8 image: any blind spot shows.
     # 4 units per group before the head's ReLUs, 8 inside: all of a group's units
     # switched off by the ReLU for every probe input would hide a dependence.
-    model = make_model((8, 8, 3), layers=8, hidden=12, output_hidden=24)
+    model = make_model((8, 8, 3), layers=8, hidden=12, output_hidden=24, gated=gated)
     self.check_causal_without_blind_spot(model)
 
   def test_grey_pixel_sees_exactly_the_earlier_pixels_with_a_7x7_first_block(self):
     model = make_model((6, 7, 1), layers=4, hidden=8, output_hidden=16, first_kernel=7)
     self.check_causal_without_blind_spot(model)
 
-  def test_conditioning_does_not_break_causality(self):
+  @parameterized.named_parameters(*GATED_AND_UNGATED)
+  def test_conditioning_does_not_break_causality(self, gated):
     model = make_model((5, 5, 3), layers=5, conditional="class", spatial=True, num_classes=3,
-                       hidden=12, output_hidden=24)
+                       hidden=12, output_hidden=24, gated=gated)
     cond, spatial = model._conditioning(tf.zeros([1, 5, 5, 3], tf.uint8), label=tf.constant([2]))
     self.check_causal_without_blind_spot(model, cond=cond, spatial=spatial)
 
@@ -111,24 +119,26 @@ def all_images(shape, levels):
   return values.reshape([-1, *shape])
 
 
-class NormalisationTest(tf.test.TestCase):
+class NormalisationTest(tf.test.TestCase, parameterized.TestCase):
 
   def check_sums_to_one(self, model, images, **cond):
     log_probs = tf.concat([model.log_prob(images[k:k + 1024], **{
         key: value[k:k + 1024] for key, value in cond.items()}) for k in range(0, len(images), 1024)], 0)
     self.assertAllClose(tf.reduce_logsumexp(log_probs), 0.0, atol=1e-5)
 
-  def test_probabilities_of_all_rgb_binary_images_sum_to_one(self):
-    model = make_model((2, 2, 3), levels=2, layers=3)
+  @parameterized.named_parameters(*GATED_AND_UNGATED)
+  def test_probabilities_of_all_rgb_binary_images_sum_to_one(self, gated):
+    model = make_model((2, 2, 3), levels=2, layers=3, gated=gated)
     self.check_sums_to_one(model, all_images((2, 2, 3), 2))
 
   def test_probabilities_of_all_grey_images_sum_to_one(self):
     model = make_model((2, 3, 1), levels=4, layers=2, hidden=4)
     self.check_sums_to_one(model, all_images((2, 3, 1), 4))
 
-  def test_class_conditional_probabilities_sum_to_one_for_every_class(self):
+  @parameterized.named_parameters(*GATED_AND_UNGATED)
+  def test_class_conditional_probabilities_sum_to_one_for_every_class(self, gated):
     model = make_model((2, 2, 3), levels=2, layers=2, conditional="class", spatial=True,
-                       num_classes=3)
+                       num_classes=3, gated=gated)
     images = all_images((2, 2, 3), 2)
     totals = []
     for label in range(3):
@@ -143,7 +153,7 @@ class NormalisationTest(tf.test.TestCase):
     self.check_sums_to_one(model, images, code=code)
 
 
-class SamplingTest(tf.test.TestCase):
+class SamplingTest(tf.test.TestCase, parameterized.TestCase):
 
   def check_cached_equals_naive(self, model, seeds, **cond):
     cached = tf.function(model.sample)(seeds, **cond).numpy()
@@ -154,20 +164,23 @@ class SamplingTest(tf.test.TestCase):
     self.assertLess(cached.max(), model.levels)
     return cached
 
-  def test_cached_sampling_equals_naive_rgb(self):
-    model = make_model((5, 6, 3), layers=3)
+  @parameterized.named_parameters(*GATED_AND_UNGATED)
+  def test_cached_sampling_equals_naive_rgb(self, gated):
+    model = make_model((5, 6, 3), layers=3, gated=gated)
     seeds = np.array([[1, 2], [3, 4]], np.int64)
     samples = self.check_cached_equals_naive(model, seeds)
     self.assertNotAllEqual(samples[0], samples[1])
 
-  def test_cached_sampling_equals_naive_with_class_and_spatial_conditioning(self):
+  @parameterized.named_parameters(*GATED_AND_UNGATED)
+  def test_cached_sampling_equals_naive_with_class_and_spatial_conditioning(self, gated):
     model = make_model((4, 5, 1), levels=4, layers=3, conditional="class", spatial=True,
-                       num_classes=3, first_kernel=7)
+                       num_classes=3, first_kernel=7, gated=gated)
     self.check_cached_equals_naive(model, np.array([[5, 6], [7, 8], [9, 9]], np.int64),
                                    label=np.array([0, 1, 2], np.int32))
 
-  def test_cached_sampling_equals_naive_given_a_code(self):
-    model = make_model((4, 4, 3), levels=4, layers=2, conditional="autoencoder")
+  @parameterized.named_parameters(*GATED_AND_UNGATED)
+  def test_cached_sampling_equals_naive_given_a_code(self, gated):
+    model = make_model((4, 4, 3), levels=4, layers=2, conditional="autoencoder", gated=gated)
     code = np.array([[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]], np.float32)
     self.check_cached_equals_naive(model, np.array([[1, 1], [2, 2]], np.int64), code=code)
 
@@ -182,7 +195,7 @@ class SamplingTest(tf.test.TestCase):
     self.assertNotAllEqual(other[1], both[1])
 
 
-class ModelTest(tf.test.TestCase):
+class ModelTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_autoencoder_trains_the_encoder_end_to_end(self):
     model = make_model((4, 4, 1), layers=2, conditional="autoencoder")
@@ -203,8 +216,10 @@ class ModelTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, message):
           make_model(**kwargs)
 
-  def test_bfloat16_training_loss_follows_float32_and_evaluation_stays_float32(self):
-    shape, kwargs = (6, 6, 3), dict(layers=3, hidden=12, conditional="class", num_classes=3)
+  @parameterized.named_parameters(*GATED_AND_UNGATED)
+  def test_bfloat16_training_loss_follows_float32_and_evaluation_stays_float32(self, gated):
+    shape = (6, 6, 3)
+    kwargs = dict(layers=3, hidden=12, conditional="class", num_classes=3, gated=gated)
     full, mixed = (make_model(shape, compute_dtype=d, **kwargs) for d in ("float32", "bfloat16"))
     for model in (full, mixed):  # trained-like scales: logits far from uniform
       model.head[1].kernel.assign(model.head[1].kernel * 20.0)
@@ -225,9 +240,11 @@ class ModelTest(tf.test.TestCase):
     self.assertGreater(cosine, 0.99)
     self.assertAllEqual(lp16, lp32)  # log_prob computes in float32 whatever the training dtype
 
-  def test_training_loss_is_the_negative_log_prob_per_dimension(self):
+  @parameterized.named_parameters(*GATED_AND_UNGATED)
+  def test_training_loss_is_the_negative_log_prob_per_dimension(self, gated):
     # train_loss takes the XLA-compiled gates and log softmax, log_prob the plain ops.
-    model = make_model((5, 4, 3), layers=3, hidden=12, conditional="class", num_classes=2)
+    model = make_model((5, 4, 3), layers=3, hidden=12, conditional="class", num_classes=2,
+                       gated=gated)
     model.head[1].kernel.assign(model.head[1].kernel * 100.0)
     images = tf.constant(np.random.RandomState(2).randint(0, 256, [3, 5, 4, 3]), tf.uint8)
     label = tf.constant([1, 0, 1])
@@ -248,6 +265,31 @@ class ModelTest(tf.test.TestCase):
     images = tf.constant(np.random.RandomState(3).randint(0, 256, [2, 4, 4, 3]), tf.uint8)
     loss = tf.function(lambda x: whole.train_loss(x)[0], jit_compile=True)(images)
     self.assertAllClose(loss, plain.train_loss(images)[0], rtol=1e-5)
+
+  def test_ungated_block_has_relu_on_hidden_preactivations_and_no_gate(self):
+    p, d, s = 6, 3, 2  # hidden, classes, spatial features (the tiny config's)
+    gated, ungated = (make_model((4, 4, 3), layers=2, hidden=p, conditional="class",
+                                 spatial=True, num_classes=d, gated=g) for g in (True, False))
+    pre = tf.random.stateless_normal([5, p], [0, 1])
+    for block in ungated.blocks:
+      self.assertEqual(block.pre, p)
+      self.assertAllEqual(block.nonlinearity(pre), tf.nn.relu(pre))  # p in, p out: no split
+    self.assertEqual(gated.blocks[0].pre, 2 * p)
+
+    def expected(cin, n, q):  # a block's weights with q pre-activations (Block.build)
+      rows = (n + 1) // 2
+      return (rows * n * cin * q + q + rows * cin * q + q  # vertical, horizontal conv + bias
+              + q * q + p * p + p  # link, output 1x1 + bias
+              + 2 * d * q + 2 * s * q)  # eq. 4 and eq. 5 terms of both stacks
+
+    for model, q in ((gated, 2 * p), (ungated, p)):
+      for block, cin in zip(model.blocks, (3, p)):
+        count = sum(int(np.prod(w.shape)) for w in block.trainable_weights)
+        self.assertEqual(count, expected(cin, block.kernel, q), block.name)
+    # Everything outside the blocks (deconv, head) is the same.
+    outside = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights) - sum(
+        int(np.prod(w.shape)) for b in m.blocks for w in b.trainable_weights)
+    self.assertEqual(outside(gated), outside(ungated))
 
   def test_bits_per_dim_of_an_untrained_model_is_near_uniform(self):
     model = make_model((4, 4, 3), layers=2, hidden=6)

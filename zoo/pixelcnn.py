@@ -5,7 +5,7 @@ r"""Gated PixelCNN (van den Oord et al. 2016, `shared/papers/gated_pixelcnn.txt`
 Each sub-pixel is a `levels`-way softmax (256 for 8-bit data, 2 for binarised digits),
 a TFP `Categorical`, so `log_prob` is a probability and bits/dim is the metric.
 
-The network (Figure 2), for each of `layers` gated blocks:
+The network (Figure 2), for each of `layers` gated blocks (the ungated baseline is below):
 
   vertical:   v_pre = conv_{ceil(n/2) x n}(v) (+ V h)          v' = tanh(v_pre_f) * sigm(v_pre_g)
               (the link below reads v_pre with its conditioning term)
@@ -13,6 +13,7 @@ The network (Figure 2), for each of `layers` gated blocks:
               h'    = h + 1x1(tanh(h_pre_f) * sigm(h_pre_g))   (no residual in the first block)
 
 then ReLU, a 1x1 conv to `output_hidden`, ReLU, a 1x1 conv to C * levels logits.
+
 Causality is geometry, present from the first call: the vertical conv sees the rows at
 and above the current one, and only its down-shifted pre-activations reach the
 horizontal stack, which sees the current row up to the current pixel (its current
@@ -31,6 +32,19 @@ Conditioning (section 2.3), `config.model.conditional`:
     trained end to end with the decoder);
   * `config.model.spatial=True` (with a conditional) adds eq. 5: a deconvolution network
     maps h to a map s [H, W, spatial_features], added through unmasked 1x1 convs.
+
+The ungated baseline (`config.model.gated=False`): the same blocks with the gate
+replaced by a ReLU on `hidden` (= p) pre-activations, v' = relu(v_pre),
+h' = h + 1x1(relu(h_pre)), so every conv, the link and the conditioning produce p
+features, not 2p. The paper's words for what the gate replaced (section 2.1): "we
+replaced the rectified linear units between the masked convolutions in the original
+pixelCNN with the following gated activation unit" (eq. 2). Its own comparison (Table 1,
+CIFAR-10 test bits/dim: PixelCNN 3.14, Gated PixelCNN 3.03) changes at least two things,
+the gate and the blind spot; ours keeps the two stacks (no blind spot), the shifted
+convolutions, the residual horizontal stack and the R -> G -> B masks, so it measures
+the gate alone. At equal `hidden` it has about half the block parameters; match them with
+a larger `hidden` (`configs/pixelcnn.py`). What it tests is the conclusion's claim: "we
+use a gating mechanism which improves performance and convergence speed" (section 4).
 
 Choices the paper leaves open: pixels are scaled to [-1, 1]; pixels outside the image
 are zeros in that scale (zero padding); the vertical conv spans ceil(n/2) rows (the
@@ -101,49 +115,61 @@ xla_gate = tf.function(gate, jit_compile=True)
 xla_log_softmax_at = tf.function(log_softmax_at, jit_compile=True)
 
 
-class GatedBlock(keras.layers.Layer):
-  """One block of Figure 2: vertical and horizontal stacks, link, residual, conditioning.
+class Block(keras.layers.Layer):
+  """One block of Figure 2: vertical and horizontal stacks, link, residual, conditioning;
+  gated (eq. 2) or, `gated=False`, the ReLU baseline.
 
   The weights are plain tensors so the full pass (`call`) and the cached sampler
-  (`vertical_row`, `horizontal_pixel`) share them exactly.
+  (`vertical_row`, `horizontal_pixel`) share them exactly. Shapes below: p = `hidden`,
+  q = `pre`, the pre-activation width (2p gated, p ungated).
   """
 
-  def __init__(self, hidden, kernel, groups, first, cond_dim=0, spatial_dim=0, seed=0, **kwargs):
+  def __init__(self, hidden, kernel, groups, first, gated=True, cond_dim=0, spatial_dim=0,
+               seed=0, **kwargs):
     super().__init__(autocast=False, **kwargs)  # computes in its inputs' dtype (`call`)
     self.seed = seed  # weight k of this block is drawn with seed + k
     self.hidden, self.kernel, self.groups, self.first = hidden, kernel, groups, first
+    self.gated = gated
+    self.pre = 2 * hidden if gated else hidden  # pre-activation width: [f, g] halves, or p
     self.rows = (kernel + 1) // 2  # ceil(n/2): vertical rows, horizontal taps
     self.cond_dim, self.spatial_dim = cond_dim, spatial_dim
 
   def build(self, input_shape):
-    cin, p, k = input_shape[-1], self.hidden, self.kernel
+    cin, p, q, k = input_shape[-1], self.hidden, self.pre, self.kernel
     groups_in = group_of(cin, self.groups)
-    groups_pre = np.tile(group_of(p, self.groups), 2)  # f and g halves grouped alike
+    groups_pre = np.tile(group_of(p, self.groups), q // p)  # gated: f and g halves alike
     seeds, zeros = iter(range(self.seed, self.seed + 100)), keras.initializers.Zeros()
     add = lambda name, shape, init=None: self.add_weight(
         shape=shape, initializer=init or keras.initializers.GlorotUniform(seed=next(seeds)), name=name)
-    self.v_kernel = add("v_kernel", (self.rows, k, cin, 2 * p))
-    self.v_bias = add("v_bias", (2 * p,), zeros)
-    self.h_kernel = add("h_kernel", (1, self.rows, cin, 2 * p))
-    self.h_bias = add("h_bias", (2 * p,), zeros)
-    self.link = add("link", (2 * p, 2 * p))
+    self.v_kernel = add("v_kernel", (self.rows, k, cin, q))
+    self.v_bias = add("v_bias", (q,), zeros)
+    self.h_kernel = add("h_kernel", (1, self.rows, cin, q))
+    self.h_bias = add("h_bias", (q,), zeros)
+    self.link = add("link", (q, q))
     self.out = add("out", (p, p))
     self.out_bias = add("out_bias", (p,), zeros)
     if self.cond_dim:
-      self.cond_v = add("cond_v", (self.cond_dim, 2 * p))
-      self.cond_h = add("cond_h", (self.cond_dim, 2 * p))
+      self.cond_v = add("cond_v", (self.cond_dim, q))
+      self.cond_h = add("cond_h", (self.cond_dim, q))
     if self.spatial_dim:
-      self.spatial_v = add("spatial_v", (self.spatial_dim, 2 * p))
-      self.spatial_h = add("spatial_h", (self.spatial_dim, 2 * p))
+      self.spatial_v = add("spatial_v", (self.spatial_dim, q))
+      self.spatial_h = add("spatial_h", (self.spatial_dim, q))
     # Only the current pixel's tap (the last one) is masked; earlier pixels are all known.
-    current = group_mask(groups_in, groups_pre, strict=self.first)  # [cin, 2p]
-    h_mask = np.ones((1, self.rows, cin, 2 * p), np.float32)
+    current = group_mask(groups_in, groups_pre, strict=self.first)  # [cin, q]
+    h_mask = np.ones((1, self.rows, cin, q), np.float32)
     h_mask[0, -1] = current
     self.h_mask = tf.constant(h_mask)
     self.out_mask = tf.constant(group_mask(group_of(p, self.groups), group_of(p, self.groups), False))
 
+  def nonlinearity(self, pre, fused=False):
+    """Returns [..., p] of pre-activations [..., q]: the gate tanh(f) * sigmoid(g) (eq. 2),
+    XLA-compiled if `fused`, or ReLU (ungated; q = p)."""
+    if not self.gated:
+      return tf.nn.relu(pre)  # one elementwise op: nothing for XLA to fuse
+    return (xla_gate if fused else gate)(pre)
+
   def _bias(self, cond, spatial, which, dtype=tf.float32):
-    """Returns the conditioning term for stack `which` ("v"/"h"): [B, 1, 1, 2p], [B, H, W, 2p] or 0."""
+    """Returns the conditioning term for stack `which` ("v"/"h"): [B, 1, 1, q], [B, H, W, q] or 0."""
     term = 0.0
     if self.cond_dim:
       term += tf.matmul(cond, tf.cast(getattr(self, f"cond_{which}"), dtype))[:, None, None]  # eq. 4
@@ -156,7 +182,7 @@ class GatedBlock(keras.layers.Layer):
 
     Computes in the inputs' dtype (float32, or bfloat16 for `Model.train_loss` under
     `config.train.compute_dtype`); the weights are float32 and cast. `fused`: the gates
-    are XLA-compiled (`xla_gate`, for training).
+    are XLA-compiled (`xla_gate`, for training; no effect ungated).
     Written for the CPU kernels' speed (each was a measured cost of the training step):
     the convs pad with tf.pad and convolve "VALID" (with explicit conv padding the
     gradients leave oneDNN's kernels and were 1.6x slower), biases go through `bias_add`
@@ -167,7 +193,7 @@ class GatedBlock(keras.layers.Layer):
     r, dtype = self.kernel // 2, v.dtype
     w = lambda weight: tf.cast(weight, dtype)
     v_pre = tf.nn.bias_add(tf.nn.conv2d(tf.pad(v, [[0, 0], [self.rows - 1, 0], [r, r], [0, 0]]),
-                                        w(self.v_kernel), 1, "VALID"), w(self.v_bias))  # [B, H, W, 2p]
+                                        w(self.v_kernel), 1, "VALID"), w(self.v_bias))  # [B, H, W, q]
     h_pre = tf.nn.bias_add(tf.nn.conv2d(tf.pad(h, [[0, 0], [0, 0], [self.rows - 1, 0], [0, 0]]),
                                         w(self.h_kernel * self.h_mask), 1, "VALID"), w(self.h_bias))
     if self.cond_dim or self.spatial_dim:
@@ -177,44 +203,44 @@ class GatedBlock(keras.layers.Layer):
     upper = tf.slice(v_pre, [0, 0, 0, 0], tf.concat([shape[:1], shape[1:2] - 1, shape[2:]], 0))
     above = tf.pad(upper, [[0, 0], [1, 0], [0, 0], [0, 0]])  # row i holds v_pre of row i-1
     h_pre += dense(above, w(self.link))
-    gated = xla_gate if fused else gate
-    out = tf.nn.bias_add(dense(gated(h_pre), w(self.out * self.out_mask)), w(self.out_bias))
-    return gated(v_pre), out if self.first else h + out
+    out = tf.nn.bias_add(dense(self.nonlinearity(h_pre, fused), w(self.out * self.out_mask)),
+                         w(self.out_bias))
+    return self.nonlinearity(v_pre, fused), out if self.first else h + out
 
   # -- the cached sampler's pieces ----------------------------------------------------
 
   def vertical_row(self, window, cond=None, spatial_row=None):
-    """Returns (v' row [B, W, p], link term for the next row [B, W, 2p]).
+    """Returns (v' row [B, W, p], link term for the next row [B, W, q]).
 
     window: [B, rows, W, Cin], this block's vertical inputs of the last `rows` rows
     (zeros above the image); spatial_row: [B, W, S].
     """
     r = self.kernel // 2
     v_pre = tf.nn.conv2d(tf.pad(window, [[0, 0], [0, 0], [r, r], [0, 0]]),
-                         self.v_kernel, 1, "VALID")[:, 0] + self.v_bias  # [B, W, 2p]
+                         self.v_kernel, 1, "VALID")[:, 0] + self.v_bias  # [B, W, q]
     if self.cond_dim:
       v_pre += tf.matmul(cond, self.cond_v)[:, None]
     if self.spatial_dim:
       v_pre += dense(spatial_row, self.spatial_v)
-    return gate(v_pre), dense(v_pre, self.link)
+    return self.nonlinearity(v_pre), dense(v_pre, self.link)
 
   def pixel_weights(self, cond=None, spatial=None):
     """Returns the horizontal stack's weights for `horizontal_pixel`, masked once per
-    sample rather than once per sub-pixel: (kernel [rows * Cin, 2p], output kernel
-    [p, p], bias [B, H, W, 2p] or [B, 1, 1, 2p] or [2p]: h_bias + conditioning)."""
-    kernel = tf.reshape(self.h_kernel * self.h_mask, [-1, 2 * self.hidden])
+    sample rather than once per sub-pixel: (kernel [rows * Cin, q], output kernel
+    [p, p], bias [B, H, W, q] or [B, 1, 1, q] or [q]: h_bias + conditioning)."""
+    kernel = tf.reshape(self.h_kernel * self.h_mask, [-1, self.pre])
     return kernel, self.out * self.out_mask, self.h_bias + self._bias(cond, spatial, "h")
 
   def horizontal_pixel(self, window, link, weights):
     """Returns h' [B, p] at one pixel.
 
     window: [B, rows, Cin], the horizontal inputs of this pixel and the rows - 1 before it
-    (zeros left of the image); link: [B, 2p], this pixel's term from the row above plus
+    (zeros left of the image); link: [B, q], this pixel's term from the row above plus
     its bias (`pixel_weights`); weights: (kernel, output kernel) of `pixel_weights`.
     """
     kernel, out_kernel = weights
     h_pre = tf.reshape(window, [tf.shape(window)[0], -1]) @ kernel + link
-    out = gate(h_pre) @ out_kernel + self.out_bias
+    out = self.nonlinearity(h_pre) @ out_kernel + self.out_bias
     return out if self.first else window[:, -1] + out
 
 
@@ -282,9 +308,9 @@ class Model(keras.Model):
           keras.layers.Conv2DTranspose(spatial_dim, 3, strides=2, padding="same", **glorot()),
       ], name="deconv")
     self.blocks = [
-        GatedBlock(mc.hidden, mc.first_kernel if k == 0 else mc.kernel, self.channels,
-                   first=k == 0, cond_dim=cond_dim, spatial_dim=spatial_dim,
-                   seed=1000 * mc.seed + 100 * (k + 1) + 10, name=f"block{k}")
+        Block(mc.hidden, mc.first_kernel if k == 0 else mc.kernel, self.channels,
+              first=k == 0, gated=mc.get("gated", True), cond_dim=cond_dim,
+              spatial_dim=spatial_dim, seed=1000 * mc.seed + 100 * (k + 1) + 10, name=f"block{k}")
         for k in range(mc.layers)]
     groups_hidden = group_of(mc.hidden, self.channels)
     groups_out = group_of(mc.output_hidden, self.channels)
@@ -443,7 +469,7 @@ class Model(keras.Model):
     def column(i, j, canvas_row, biases, buffers):
       """Draws pixel (i, j): returns the new canvas row [B, W, C] and buffers."""
       onehot = tf.one_hot(j, width)[None, :, None]  # [1, W, 1]
-      pixel_biases = [tf.gather(bias, j, axis=1) for bias in biases]  # [B, 2p] each
+      pixel_biases = [tf.gather(bias, j, axis=1) for bias in biases]  # [B, q] each
       pixel = tf.zeros([b, channels])
       for c in range(channels):
         x = pixel * (2.0 / (self.levels - 1)) - 1.0  # channels >= c are masked out anyway
@@ -475,9 +501,9 @@ class Model(keras.Model):
       buffers = [tf.zeros([b, width + block.rows - 1, cin]) for block, cin in zip(blocks, ins)]
       canvas_row = tf.zeros([b, width, channels])
       # Each block's per-pixel bias for this row: the link from the row above, h_bias and
-      # the conditioning, [B, W, 2p].
+      # the conditioning, [B, W, q].
       biases = []
-      for link, (_, _, bias) in zip(links, weights):  # bias [2p], [B, 1, 1, 2p] or [B, H, W, 2p]
+      for link, (_, _, bias) in zip(links, weights):  # bias [q], [B, 1, 1, q] or [B, H, W, q]
         if bias.shape.rank == 4:
           bias = bias[:, 0] if bias.shape[1] == 1 else tf.gather(bias, i, axis=1)
         biases.append(link + bias)
@@ -499,7 +525,7 @@ class Model(keras.Model):
       return i + 1, canvas, new_rings, new_links
 
     rings = [tf.zeros([b, block.rows, width, cin]) for block, cin in zip(blocks, ins)]
-    links = [tf.zeros([b, width, 2 * block.hidden]) for block in blocks]  # nothing above row 0
+    links = [tf.zeros([b, width, block.pre]) for block in blocks]  # nothing above row 0
     canvas = tf.zeros([b, height, width, channels])
     _, canvas, _, _ = tf.while_loop(lambda i, *_: i < height, row,
                                     [tf.constant(0), canvas, rings, links])
