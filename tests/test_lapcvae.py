@@ -109,15 +109,78 @@ class LapCvaeTest(tf.test.TestCase):
   def test_bad_config_says_what_is_allowed(self):
     with self.assertRaisesRegex(ValueError, "levels_k=3 needs image sides that are multiples of 4; these are 8x10"):
       lapcvae.Model(tiny(levels_k=3))
-    with self.assertRaisesRegex(ValueError, "kl_weights='1,2,3' must be one non-negative number or 2"):
+    with self.assertRaisesRegex(ValueError, r"kl_weights='1,2,3' must be one non-negative number or 2 "
+                                r"comma-separated ones \(finest level first"):
       lapcvae.Model(tiny(kl_weights="1,2,3"))
+    with self.assertRaisesRegex(ValueError, "latent_sizes='4,0' must be one integer >= 1 or 2"):
+      lapcvae.Model(tiny(latent_sizes="4,0"))
+
+  def test_unequal_latent_sizes_build_train_encode_decode_and_sample(self):
+    sizes = [5, 3, 2]  # n_0 (finest), n_1, n_2 (coarsest)
+    model = lapcvae.Model(tiny(shape=(16, 16, 1), levels_k=3, latent_sizes="5,3,2"))
+    self.assertEqual((model.latent_sizes, model.latent_size), (sizes, 10))
+    images, seeds = random_images((16, 16, 1)), seed_rows(3)
+    terms = model.pyramid_terms(images, seeds)
+    for k, n in enumerate(sizes):  # each level's posterior, prior and z have its width
+      self.assertEqual(terms["z"][k].shape, (3, n))
+      self.assertEqual(terms["prior"][k].event_shape, [n])
+    for k, (r, s) in enumerate(model.priors):  # M_k maps n_{k+1} to n_k
+      for net in (r, s):
+        self.assertEqual((net.layers[0].kernel.shape[0], net.layers[-1].kernel.shape[1]),
+                         (sizes[k + 1], sizes[k]))
+    with tf.GradientTape() as tape:
+      loss, _ = model.train_loss(images, seeds)
+      loss = tf.reduce_mean(loss)
+    grads = tape.gradient(loss, model.trainable_variables)
+    self.assertTrue(all(g is not None and np.all(np.isfinite(g)) for g in grads))
+    tf.keras.optimizers.SGD(0.01).apply_gradients(zip(grads, model.trainable_variables))
+    mean = model.encode(images)["mean"]  # [3, 2 + 3 + 5]: z_2, z_1, z_0, coarsest first
+    posteriors = model.pyramid_terms(images, seeds)["posterior"]
+    self.assertAllClose(mean, tf.concat([q.mean() for q in posteriors[::-1]], -1))
+    self.assertEqual(model.decode(mean).shape, images.shape)
+    self.assertEqual(model.sample(seeds).shape, images.shape)
+    for h, w in model.coarse_sizes().values():
+      self.assertEqual(model.sample_from_coarse(images[:, :h, :w], seeds)[0].shape, images.shape)
+
+  def test_a_zero_kl_weight_removes_exactly_that_levels_kl(self):
+    shape = (16, 16, 1)
+    images, seeds = random_images(shape), seed_rows(3)
+    # A wide fixed sigma keeps the reconstruction terms small: the KLs stand out in float32.
+    loss = lambda weights: lapcvae.Model(tiny(shape=shape, levels_k=3, kl_weights=weights,
+                                              likelihood="gaussian", sigma=10.0)
+                                         ).train_loss(images, seeds)
+    full, terms = loss("1")
+    for k, weights in enumerate(["0,1,1", "1,0,1", "1,1,0"]):  # finest level first
+      with self.subTest(level=k):
+        dropped, _ = loss(weights)
+        self.assertAllClose((full - dropped) * np.prod(shape), terms[f"kl{k}"],
+                            rtol=1e-4, atol=1e-5)
+
+  def test_paper_presets_weight_the_learned_prior_levels_finest_first(self):
+    config = lapcvae_config.get_config("paper")
+    config.data.image_shape = (32, 32, 1)
+    model = lapcvae.Model(config)
+    # Section 5: lambda = [10, 0.1, 0.01] on the three levels with M_k (k = 0, 1, 2); the
+    # coarsest level's N(0, I) KL, which the paper does not weight, keeps 1.
+    self.assertEqual(model.kl_weights, [10.0, 0.1, 0.01, 1.0])
+    self.assertEqual(model.latent_sizes, [64] * 4)
+    self.assertLen(model.priors, 3)
+    config = lapcvae_config.get_config("paper128")
+    config.data.image_shape = (32, 32, 1)
+    model = lapcvae.Model(config)
+    self.assertEqual(model.kl_weights, [100.0, 100.0, 0.1, 0.01, 1.0])
+    self.assertEqual((model.latent_sizes, model.latent_size), ([128, 128, 64, 64, 64], 448))
 
   def test_exported_sample_from_coarse_matches_the_model_and_checks_sizes(self):
-    config = tiny(shape=(16, 16, 1), levels_k=3)
+    config = tiny(shape=(16, 16, 1), levels_k=3, latent_sizes="3,2,1")  # unequal widths
     model = lapcvae.Model(config)
     path = saved_model.export(model, config, os.path.join(tempfile.mkdtemp(), "export"))
-    signature = tf.saved_model.load(path).signatures["sample_from_coarse"]
+    signatures = tf.saved_model.load(path).signatures
+    signature = signatures["sample_from_coarse"]
     images = random_images((16, 16, 1))
+    mean = signatures["encode"](images=images)["mean"]  # [3, 1 + 2 + 3], coarsest first
+    self.assertAllClose(mean, model.encode(images)["mean"], rtol=1e-5, atol=1e-6)
+    self.assertAllEqual(signatures["decode"](latents=mean)["images"], model.decode(mean))
     for h, w in model.coarse_sizes().values():
       out = signature(coarse=images[:, :h, :w], seed=seed_rows(3))["images"]
       self.assertAllEqual(out, model.sample_from_coarse(images[:, :h, :w], seed_rows(3))[0])

@@ -18,21 +18,27 @@ Level k is a conditional VAE (eqs. 9-12):
 where (mu', sigma') re-encode the reconstruction of the coarser level: q_{k+1} applied to
 the decoded h'_{k+1} and u(x'_{k+2}) of the generated image, so the prior is the same at
 training and at test time; R_k, S_k are one-hidden-layer MLPs (M_k), S_k positive by a
-softplus. The prior of level k is a function of z_{k+1..K-1} only, so p(z) is a proper
-hierarchical prior. `config.model.learned_prior=False` is the paper's "without M"
-ablation (N(0, I) at every level).
+softplus, each mapping the coarser level's latent width n_{k+1} to this level's n_k (the
+paper's 128x128 model has n_z = [128, 128, 64, 64, 64]). The prior of level k is a
+function of z_{k+1..K-1} only, so p(z) is a proper hierarchical prior.
+`config.model.learned_prior=False` is the paper's "without M" ablation (N(0, I) at every
+level).
 
 Loss (eq. 12): sum_k [ a_k ||h_k - h'_k||^2 / (2 sigma^2)  + lambda_k KL(q_k || p(z_k)) ]
 per image, the reconstruction term the squared error on each pyramid level (fixed sigma
-on the [0, 1) pixel scale); `config.model.kl_weights` lists lambda_k from the coarsest
-level to the finest (one value: all levels). The paper leaves the levels' relative
-scale open; with `area_weighted` (default) a_k = 4^k, the number of full-resolution
-pixels a level-k pixel covers, so the sum weighs an error by its footprint in the image
-as the VAE's l2 does (without it, a_k = 1, the coarse levels count 4^k times less and
-the reconstructions of `benchmarks.vae_family` were worse than the VAE's: RMSE 29.7 vs
-24.3 on lfw_faces, against 23.0 with it). Every level's encoder sees the true coarser image (the
-image is known in training), its decoder the posterior samples of its own and coarser
-levels.
+on the [0, 1) pixel scale); lambda_k multiplies level k's own KL, against the learned
+prior M_k for k < K-1 (the paper's "weight for the KL divergence term for M_k"), against
+N(0, I) at the coarsest. `config.model.kl_weights` lists lambda_0, ..., lambda_{K-1}
+finest level first, the paper's order (its 64x64 model's lambda = [10, 0.1, 0.01] are
+lambda_0..lambda_2, the three M_k levels; the coarsest N(0, I) level's is not given);
+one value sets every level. The paper leaves the levels' relative scale open; with
+`area_weighted` (default) a_k = 4^k, the number of full-resolution pixels a level-k
+pixel covers, so the sum weighs an error by its footprint in the image as the VAE's l2
+does (without it, a_k = 1, the coarse levels count 4^k times less and the
+reconstructions of `benchmarks.vae_family` were worse than the VAE's: RMSE 29.7 vs 24.3
+on lfw_faces, against 23.0 with it). Every level's encoder sees the true coarser image
+(the image is known in training), its decoder the posterior samples of its own and
+coarser levels.
 
 Reported: the reconstruction error of the composed image x'_0 at the posterior means
 (LapCVAE Table 1: sqrt MSE on 0..255), its sharpness, and the negative ELBO in bits/dim
@@ -48,16 +54,19 @@ only the M networks with the rest fixed (section 5.1.3: "all:0:0.8, prior:0:0.2"
 
 Choices the paper leaves open, made here: every level's encoder and decoder are the
 VAE's conv/deconv stacks (`zoo.vae`) with `downsamples` halvings (fewer at small
-levels, at least one); the latent size is `latent_size` per level; M_k has `prior_hidden`
-ReLU units; the re-encoding is a stop-gradient input of M_k (M_k learns to predict the
-finer posterior, it does not pull the coarser levels); samples show the composed mean
-image x'_0.
+levels, at least one); level k has n_k latents (`config.model.latent_sizes`, finest
+level first like `kl_weights`; unset: `latent_size` at every level); M_k has
+`prior_hidden` ReLU units; the re-encoding is a stop-gradient input of M_k (M_k learns
+to predict the finer posterior, it does not pull the coarser levels); samples show the
+composed mean image x'_0.
 
 Partial sampling (section 5.2, Figure 7): `sample_from_coarse(coarse, seeds)` takes a
 coarse image at the size of level j (H / 2^j), keeps it as x_j, encodes its own pyramid
 for z_j..z_{K-1}, and samples the finer levels from the learned prior.
 
 Train: python -m training.run --model=lapcvae --data=lfw_faces
+The paper's 64x64 model (sizes and lambda_k, sourced in `configs/lapcvae.py`):
+       python -m training.run --model=lapcvae --data=celeb_a --config=configs/lapcvae.py:paper
 """
 import keras
 import numpy as np
@@ -121,24 +130,29 @@ def reconstruct_pyramid(pyramid):
   return images
 
 
-def parse_kl_weights(spec, levels):
-  """Returns [lambda_0, ..., lambda_{K-1}] (finest first) from "a,b,..." listed coarsest first."""
+def per_level(spec, levels, field, cast=float, minimum=0):
+  """Returns [v_0, ..., v_{K-1}], level 0 the finest: `spec` is one value (every level) or
+  `levels` values, "a,b,..." or a sequence, listed finest level first as the paper's
+  vectors are (lambda = [lambda_0, lambda_1, ...], n_z = [n_z0, n_z1, ...])."""
+  items = str(spec).split(",") if isinstance(spec, (str, int, float)) else list(spec)
   try:
-    values = [float(v) for v in str(spec).split(",") if v.strip()]
+    values = [cast(str(v).strip()) for v in items if str(v).strip()]
   except ValueError:
     values = []
   if len(values) == 1:
     values *= levels
-  if len(values) != levels or any(v < 0 for v in values):
-    raise ValueError(f"config.model.kl_weights={spec!r} must be one non-negative number or "
-                     f"{levels} comma-separated ones (coarsest level first)")
-  return values[::-1]
+  if len(values) != levels or any(not minimum <= v < float("inf") for v in values):
+    kind = "non-negative number" if cast is float else f"integer >= {minimum}"
+    raise ValueError(f"config.model.{field}={spec!r} must be one {kind} or {levels} "
+                     f"comma-separated ones (finest level first, as the paper lists them)")
+  return values
 
 
 class Model(vae.Model):
   """LapCVAE; see the module docstring. The VAE's model API (`encode` returns every
-  level's posterior, concatenated coarse to fine), plus `pyramid_terms`,
-  `sample_from_coarse` and `coarse_sizes`."""
+  level's posterior, concatenated coarse to fine: [B, latent_size = sum of latent_sizes]),
+  plus `pyramid_terms`, `sample_from_coarse` and `coarse_sizes`; `latent_sizes` and
+  `kl_weights` are lists indexed by level k (finest first)."""
 
   def __init__(self, config, **kwargs):
     keras.Model.__init__(self, **kwargs)  # the levels replace the VAE's one encoder/decoder
@@ -147,9 +161,11 @@ class Model(vae.Model):
     self.k = int(mc.levels_k)
     if self.k < 2:
       raise ValueError(f"config.model.levels_k={self.k}: a pyramid needs at least 2 levels")
-    self.level_latent = int(mc.latent_size)
-    self.latent_size = self.k * self.level_latent  # all levels' latents, coarsest first
-    self.kl_weights = parse_kl_weights(mc.kl_weights, self.k)
+    # Per level, finest first (index k); `latent_sizes` (if set) overrides `latent_size`.
+    self.latent_sizes = per_level(mc.get("latent_sizes") or mc.latent_size, self.k,
+                                  "latent_sizes", int, minimum=1)
+    self.latent_size = sum(self.latent_sizes)  # all levels' latents, concatenated coarsest first
+    self.kl_weights = per_level(mc.kl_weights, self.k, "kl_weights")
     self.learned_prior = bool(mc.learned_prior)
     self.area_weighted = bool(mc.area_weighted)
     step = 2 ** (self.k - 1)
@@ -162,28 +178,28 @@ class Model(vae.Model):
       size = (self.height >> k, self.width >> k, self.channels)
       downs = max(1, min(mc.downsamples, int(np.log2(min(size[:2]))) - 1))
       ins = self.channels * (1 if k == self.k - 1 else 2)  # h_k (and u(x_{k+1}))
-      encoder = vae.conv_encoder(mc.hidden, downs, 2 * self.level_latent, seeds, f"encoder{k}")
+      encoder = vae.conv_encoder(mc.hidden, downs, 2 * self.latent_sizes[k], seeds, f"encoder{k}")
       encoder.build((None, size[0], size[1], ins))
       decoder = vae.deconv_decoder(mc.hidden, downs, size, seeds, f"decoder{k}")
-      decoder.build((None, (self.k - k) * self.level_latent))
+      decoder.build((None, sum(self.latent_sizes[k:])))  # z_k, ..., z_{K-1}
       self.encoders.append(encoder)
       self.decoders.append(decoder)
-      if k < self.k - 1 and self.learned_prior:  # M_k = (R_k, S_k)
+      if k < self.k - 1 and self.learned_prior:  # M_k = (R_k, S_k): width n_{k+1} -> n_k
         mlp = lambda name: keras.Sequential([
             keras.layers.Dense(mc.prior_hidden, activation="relu",
                                kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds))),
-            keras.layers.Dense(self.level_latent,
+            keras.layers.Dense(self.latent_sizes[k],
                                kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)))],
             name=name)
         r, s = mlp(f"R{k}"), mlp(f"S{k}")
-        r.build((None, self.level_latent))
-        s.build((None, self.level_latent))
+        r.build((None, self.latent_sizes[k + 1]))
+        s.build((None, self.latent_sizes[k + 1]))
         self.priors.append((r, s))
 
   # -- levels -----------------------------------------------------------------------------
 
   def level_posterior(self, k, h, upsampled=None):
-    """Returns q_k(z_k | h_k, u(x_{k+1})): MultivariateNormalDiag [B] x [latent_size]."""
+    """Returns q_k(z_k | h_k, u(x_{k+1})): MultivariateNormalDiag [B] x [latent_sizes[k]]."""
     x = h if upsampled is None else tf.concat([h, upsampled], -1)
     return distributions.diagonal_gaussian(self.encoders[k](x))
 
@@ -191,7 +207,7 @@ class Model(vae.Model):
     """Returns p(z_k): N(0, I) at the coarsest level, without M, or before any coarser
     posterior is known; else eq. 13 from the coarser level's re-encoding."""
     if k == self.k - 1 or not self.learned_prior:
-      return tfd.MultivariateNormalDiag(loc=tf.zeros([self.level_latent]))
+      return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_sizes[k]]))
     r, s = self.priors[k]
     mu, sigma = (tf.stop_gradient(t) for t in (coarser_posterior.mean(), coarser_posterior.stddev()))
     return distributions.pyramid_prior(r(mu), s(sigma))
@@ -247,7 +263,7 @@ class Model(vae.Model):
 
   def posterior(self, images):
     """Returns every level's posterior as one MultivariateNormalDiag over the concatenated
-    latents [B, K * latent_size], coarsest level first."""
+    latents [B, latent_size = sum of latent_sizes], coarsest level first."""
     x = tf.ensure_shape(self.scale(images), [None, self.height, self.width, self.channels])
     _, posteriors = self.encode_pyramid(x)
     qs = [posteriors[k] for k in reversed(range(self.k))]
@@ -255,20 +271,25 @@ class Model(vae.Model):
                                       scale_diag=tf.concat([q.stddev() for q in qs], -1))
 
   def output_mean(self, z):
-    """Returns x'_0 [B, H, W, C] decoded from given latents [B, K * latent_size] (coarsest first)."""
-    per_level = tf.split(tf.cast(z, tf.float32), self.k, -1)  # coarsest first
+    """Returns x'_0 [B, H, W, C] decoded from given latents [B, latent_size] (coarsest first)."""
+    levels = self._split(tf.cast(z, tf.float32))  # [z_{K-1}, ..., z_0]
     x_hat = None
     for k in reversed(range(self.k)):
-      h_hat = self.decoders[k](tf.concat(per_level[:self.k - k], -1))
+      h_hat = self.decoders[k](tf.concat(levels[:self.k - k], -1))
       x_hat = h_hat if x_hat is None else h_hat + upsample(x_hat)
     return x_hat
 
   decoder_mean = output_mean  # the image likelihood's mean is the composed image
 
+  def _split(self, z):
+    """Returns [z_{K-1}, ..., z_0]: latents [B, latent_size] (coarsest first) split by level,
+    z_k [B, latent_sizes[k]]."""
+    return tf.split(z, self.latent_sizes[::-1], -1)
+
   def _noise(self, seeds):
-    """Returns [eps_{K-1}, ..., eps_0]: float32 [B, latent_size] per level (coarsest
+    """Returns [eps_{K-1}, ..., eps_0]: float32 [B, latent_sizes[k]] per level (coarsest
     first), row b from seeds[b] alone."""
-    return tf.split(layers.per_example_normal(seeds, [self.k * self.level_latent]), self.k, -1)
+    return self._split(layers.per_example_normal(seeds, [self.latent_size]))
 
   def _sample_levels(self, eps, start, x_hat, latents, reencoded):
     """Returns x'_0: levels start-1 .. 0 drawn from the learned prior (noise `eps`, as
@@ -324,11 +345,11 @@ class Model(vae.Model):
   def importance_weighted(self, images, seeds, samples):
     """Returns float32 [B]: log mean_s p(x | z_s) p(z_s) / q(z_s | x) over `samples` draws
     of all levels' latents, nats; p(z) is the hierarchical prior (one pass per draw)."""
-    noise = layers.per_example_normal(seeds, [samples, self.k * self.level_latent])
+    noise = layers.per_example_normal(seeds, [samples, self.latent_size])
     x = self._observed(images, seeds)
     log_w = []
     for s in range(samples):
-      terms = self.pyramid_terms(images, None, eps=tf.split(noise[:, s], self.k, -1))
+      terms = self.pyramid_terms(images, None, eps=self._split(noise[:, s]))
       log_w.append(self.likelihood_of(terms["x_hat"][0]).log_prob(x) + tf.add_n(
           [p.log_prob(z) - q.log_prob(z) for p, q, z in
            zip(terms["prior"], terms["posterior"], terms["z"])]))
