@@ -270,9 +270,9 @@ def _log_prob(model, images, **cond):
 
   For a discrete model bits_per_dim = -log_prob / (H W C ln 2). For a continuous
   density on [0, 1)^D (`model.continuous`, e.g. MCGSM, RIDE) each of the `levels` bins
-  has width 1 / levels, so log2(levels) is added: bits_per_dim is then the
-  discrete-equivalent bits/dim of the quantised image (8 - the RIDE bit/px rate for
-  8-bit grey images), comparable across all models.
+  has width 1 / levels, so log2(levels) is added: bits_per_dim is then the density at
+  the bins' centres in discrete units (8 - the RIDE bit/px rate for 8-bit grey images),
+  an estimate of the quantised image's bits/dim comparable across models, not a bound.
   """
   cond = dict(zip(cond, _rows_match("log_prob", ("images", images), *cond.items())))
   log_prob = tf.cast(model.log_prob(images, **cond), tf.float32)  # [N]

@@ -100,6 +100,41 @@ class StagedCosine(keras.optimizers.schedules.LearningRateSchedule):
     return dict(peak=self.peak, total=self.total, restarts=self.restarts, warmup=self.warmup)
 
 
+class StagedConstant(keras.optimizers.schedules.LearningRateSchedule):
+  """rates[k] throughout stage k (stages begin at `boundaries`, after the first): RIDE's
+  authors lower the rate after each pass (1, 0.5, 0.1, ..., 5e-4 in their train.py)."""
+
+  def __init__(self, rates, boundaries):
+    self.rates, self.boundaries = list(rates), list(boundaries)
+
+  def __call__(self, step):
+    index = tf.reduce_sum(tf.cast(tf.cast(step, tf.int64) >= tf.constant(self.boundaries, tf.int64),
+                                  tf.int32)) if self.boundaries else 0
+    return tf.gather(tf.constant(self.rates, tf.float32), index)
+
+  def get_config(self):
+    return dict(rates=self.rates, boundaries=self.boundaries)
+
+
+def schedule(config):
+  """Returns the learning-rate schedule: `config.train.stage_learning_rates` ("1, 0.5, ...",
+  one per stage) if set, else a cosine decay from config.train.learning_rate."""
+  plan = stages(config)
+  boundaries = [stage["begin"] for stage in plan[1:]]
+  spec = config.train.get("stage_learning_rates", "")
+  if not spec:
+    return StagedCosine(config.train.learning_rate, config.train.steps, boundaries,
+                        config.train.get("stage_warmup", 0))
+  try:
+    rates = [float(rate) for rate in spec.split(",")]
+  except ValueError:
+    rates = []
+  if len(rates) != len(plan) or not all(rate > 0 for rate in rates):
+    raise ValueError(f"config.train.stage_learning_rates={spec!r}: give {len(plan)} positive "
+                     "numbers, one per stage of config.train.stages")
+  return StagedConstant(rates, boundaries)
+
+
 def build(model_name, config, strategy=None):
   """Returns (model, optimizers, checkpoint) built under `strategy`'s scope.
 
@@ -112,18 +147,16 @@ def build(model_name, config, strategy=None):
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
     model = zoo.get(model_name).Model(config)
-    schedule = StagedCosine(config.train.learning_rate, config.train.steps,
-                            [stage["begin"] for stage in stages(config)[1:]],
-                            config.train.get("stage_warmup", 0))
+    rate = schedule(config)
     if hasattr(model, "make_optimizers"):
-      optimizers = model.make_optimizers(schedule)
+      optimizers = model.make_optimizers(rate)
       for part, optimizer in optimizers.items():
         optimizer.build(model.trainable_for(part))
     else:
       if config.train.get("optimizer", "adam") == "sgd":  # RIDE section 3: SGD, momentum 0.9
-        optimizer = keras.optimizers.SGD(schedule, momentum=0.9)
+        optimizer = keras.optimizers.SGD(rate, momentum=0.9)
       else:
-        optimizer = keras.optimizers.Adam(schedule)
+        optimizer = keras.optimizers.Adam(rate)
       optimizer.build(model.trainable_variables)
       optimizers = {"model": optimizer}
     (_, main), *others = optimizers.items()
@@ -265,6 +298,66 @@ def _write_json(path, payload):
                           "another --workdir") from e
 
 
+class _EarlyStopping:
+  """config.train.early_stopping (RIDE section 3; the authors' train.py): the validation
+  metric before training and after every stage; when a stage makes it worse, the best
+  stage's weights come back and training stops.
+
+  The state (best score, the last stage checked, stopped) is <write_dir>/early_stopping.json
+  and the best weights checkpoints/best/, so a resumed run takes the same decisions; on
+  stopping, the best weights are also saved as the latest checkpoint, which is what
+  `export.run` and `training.sample` load.
+  """
+
+  def __init__(self, model, module, config, data_name, data_dir, write_dir):
+    self.score = lambda: evaluate(model, module, config, data_name, data_dir,
+                                  "validation")[module.METRIC]
+    self.metric = module.METRIC
+    _, self.higher_is_better = units.METRICS[module.METRIC]
+    self.path = os.path.join(write_dir, "early_stopping.json")
+    self.weights = tf.train.Checkpoint(model=model)
+    self.prefix = os.path.join(write_dir, "checkpoints", "best", "weights")
+    self.state = None
+    if os.path.exists(self.path):
+      with open(self.path) as f:
+        self.state = json.load(f)
+
+  def start(self):
+    """Scores the untrained model (a new run); a DataError here if there is no validation split."""
+    if self.state is None:
+      score = self.score()
+      print(f"validation {self.metric} before training: {score:.4f}", flush=True)
+      self._keep(score, 0)
+
+  @property
+  def stopped(self):
+    return bool(self.state and self.state["stopped"])
+
+  def needs_check(self, stage_end):
+    return self.state["checked"] < stage_end
+
+  def after_stage(self, step, manager):
+    """Returns True if training stops here (the best weights then are in the model)."""
+    score = self.score()
+    best = self.state["best"]
+    if (score > best) if self.higher_is_better else (score < best):
+      print(f"validation {self.metric} after step {step}: {score:.4f} (best so far)", flush=True)
+      self._keep(score, step)
+      return False
+    print(f"validation {self.metric} after step {step}: {score:.4f}, not better than "
+          f"{best:.4f} (step {self.state['step']}): early stop with those weights", flush=True)
+    self.weights.read(self.prefix).assert_existing_objects_matched()
+    _save(manager, step)
+    self.state.update(checked=step, stopped=True, stopped_score=score)
+    _write_json(self.path, self.state)
+    return True
+
+  def _keep(self, score, step):
+    self.weights.write(self.prefix)
+    self.state = dict(best=score, step=step, checked=step, stopped=False)
+    _write_json(self.path, self.state)
+
+
 class _Rollback:
   """With config.train.skip_nonfinite: a copy of every training variable (model and
   optimizers) taken before each step, put back when the step's loss is not finite."""
@@ -372,11 +465,14 @@ def eval_seeds(config, index, batch_size):
                                      minval=0, maxval=2**62, dtype=tf.int64)
 
 
-def evaluate(model, module, config, data_name, data_dir=None):
-  """Returns {metric: value, ...} on the held-out patches, in the paper's units."""
+def evaluate(model, module, config, data_name, data_dir=None, split="test"):
+  """Returns {metric: value, ...} on the held-out patches, in the paper's units.
+
+  split="validation" (early stopping) gives the model's metric alone.
+  """
   labels = "label" in conditioning(model)
   patches = data_lib.eval_patches(data_name, patch_size=config.eval.patch_size, data_dir=data_dir,
-                                  labels=labels)
+                                  labels=labels, split=split)
   levels = config.model.get("levels", 256)
   if labels:
     patches = patches.map(lambda image, label: (requantize(image, levels), tf.cast(label, tf.int32)))
@@ -397,6 +493,8 @@ def evaluate(model, module, config, data_name, data_dir=None):
   to_units, _ = units.METRICS[module.METRIC]
   metrics = {module.METRIC: float(to_units(nats, dims)), "test_patches": count,
              "test_patch_size": config.eval.patch_size}
+  if split != "test":
+    return {module.METRIC: metrics[module.METRIC]}
   for name, values in extra.items():
     values = np.concatenate(values)
     metrics.update({name: float(values.mean()), f"{name}_std": float(values.std())})
@@ -422,7 +520,8 @@ def _sample_quality(model, config, patches, num):
 
 
 def _evaluate_ensemble(model, module, config, patches, members):
-  """Returns the ensemble's metric and the single model's, both over whole patches."""
+  """Returns the ensemble's metric and the single model's, both on the patches' central
+  pixels (`ensemble_terms`)."""
   to_units, _ = units.METRICS[module.METRIC]
   ensemble = tf.function(lambda x, s: model.ensemble_terms(x, s, members))
   single = tf.function(lambda x, s: model.ensemble_terms(x, s, 1))
@@ -431,14 +530,19 @@ def _evaluate_ensemble(model, module, config, patches, members):
     seeds = eval_seeds(config, i, tf.shape(batch)[0])
     (n_ens, d), (n_one, _) = ensemble(batch, seeds), single(batch, seeds)
     sums += [float(tf.reduce_sum(n_ens)), float(tf.reduce_sum(n_one)), float(tf.reduce_sum(d))]
-  return {f"{module.METRIC}_whole_patch": float(to_units(sums[1], sums[2])),
-          f"{module.METRIC}_ensemble{members}_whole_patch": float(to_units(sums[0], sums[2]))}
+  return {f"{module.METRIC}_central": float(to_units(sums[1], sums[2])),
+          f"{module.METRIC}_ensemble{members}_central": float(to_units(sums[0], sums[2]))}
 
 
 def _finetune(model, config, data_name, stage, data_dir, writer):
   """L-BFGS on the MCGSM after a stage (RIDE section 3), on batches keyed by the stage end."""
+  # config.train.lbfgs_pixels (the authors' finetune(num_samples_train=10**6)): enough
+  # batches of the stage's patches to hold that many pixels; else init_batches batches.
+  pixels = config.train.get("lbfgs_pixels", 0)
+  count = (math.ceil(pixels / (config.train.batch_size * stage["patch_size"] ** 2)) if pixels
+           else config.train.init_batches)
   batches = list(train_dataset(config, data_name, stage["end"], stage["patch_size"], data_dir)
-                 .take(config.train.init_batches))
+                 .take(count))
   images = tf.concat([b["images"] for b in batches], 0)
   seeds = tf.concat([b["seeds"] for b in batches], 0)
   options = {} if stage["part"] is None else {"part": stage["part"]}
@@ -497,6 +601,12 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
   with config.unlocked():  # what models need to know of the data, saved with the config
     config.data.image_shape = data_lib.image_shape(data_name, data_dir)
     config.data.num_classes = data_lib.num_classes(data_name, data_dir)
+  if config.train.get("early_stopping", False):  # before anything is written
+    try:
+      data_lib.eval_patches(data_name, patch_size=0, split="validation", data_dir=data_dir)
+    except data_lib.DataError as e:
+      raise data_lib.DataError(f"config.train.early_stopping needs a validation split: {e}; "
+                               "or set --config.train.early_stopping=false") from e
   try:  # before anything is written: a config the model rejects leaves the workdir as it was
     model, optimizers, checkpoint = build(model_name, config, strategy)
   except ValueError as e:
@@ -517,17 +627,20 @@ def train(model_name, data_name, config, workdir, strategy, data_dir=None, expor
   if restored:
     start = int(optimizer.iterations.numpy())
     print(f"resuming from {restored} at step {start}")
+  stopper = None
+  if config.train.get("early_stopping", False):
+    stopper = _EarlyStopping(model, module, config, data_name, data_dir, write_dir)
   with _Preemption() as preemption:
     trained = _train_stages(model, optimizers, manager, config, data_name, data_dir, strategy,
-                            start, write_dir, chief, preemption)
+                            start, write_dir, chief, preemption, stopper)
   return _finish(model, module, optimizer, config, data_name, data_dir, workdir, write_dir,
                  chief, export, trained)
 
 
 def _train_stages(model, optimizers, manager, config, data_name, data_dir, strategy, start,
-                  write_dir, chief, preemption):
+                  write_dir, chief, preemption, stopper=None):
   """Runs the training stages from step `start`; returns (last loss, steps skipped,
-  the sample grid's conditioning)."""
+  the sample grid's conditioning). `stopper`: an _EarlyStopping, or None."""
   optimizer = next(iter(optimizers.values()))
   rollback = None
   if config.train.get("skip_nonfinite", False):
@@ -540,13 +653,19 @@ def _train_stages(model, optimizers, manager, config, data_name, data_dir, strat
   if start == 0 and hasattr(model, "initialize"):
     first = train_dataset(config, data_name, 0, plan[0]["patch_size"], data_dir)
     model.initialize(tf.concat([b["images"] for b in first.take(config.train.init_batches)], 0))
+  if stopper:
+    stopper.start()
   cond = sample_conditioning(model, config, data_name, data_dir) if chief else {}
   writer = tf.summary.create_file_writer(os.path.join(write_dir, "tensorboard"))
   total = config.train.steps
   progress = Progress(total, start)
   step, loss = start, float("nan")
   for stage in plan:
-    if stage["end"] <= step:
+    if stopper and stopper.stopped:
+      break
+    if stage["end"] <= step:  # trained before a restart; its validation may still be due
+      if stopper and stopper.needs_check(stage["end"]) and stopper.after_stage(stage["end"], manager):
+        break
       continue
     # Each stage has its own patch size, so its own input pipeline and traced step.
     ds = train_dataset(config, data_name, step, stage["patch_size"], data_dir, labels)
@@ -592,6 +711,8 @@ def _train_stages(model, optimizers, manager, config, data_name, data_dir, strat
                               "rerun the same command to resume", exit_code=143)
     if config.train.get("lbfgs_iterations", 0) and hasattr(model, "finetune_mcgsm"):
       _finetune(model, config, data_name, stage, data_dir, writer)
+    if stopper and stopper.after_stage(step, manager):
+      break
   progress.close()
   writer.flush()
   return loss, skipped, cond

@@ -56,14 +56,16 @@ def causal_neighbourhood(images, width, pad_value):
   return tf.stack(columns, axis=-1)  # [B, H, W, D]
 
 
-def interior_mask(height, width, neighbourhood_width):
+def interior_mask(height, width, neighbourhood_width, central=False):
   """Returns float32 [H, W]: 1 where a pixel's whole causal neighbourhood is inside.
 
-  The RIDE evaluation protocol scores only these pixels.
+  The RIDE evaluation protocol scores only these pixels. `central`: only pixels whose
+  neighbourhood is inside under every flip/rotation too (also r = width // 2 from the
+  bottom), the pixels RIDE's ensembles score.
   """
   r = neighbourhood_width // 2
   mask = np.zeros([height, width], np.float32)
-  mask[r:, r:width - r] = 1.0
+  mask[r:height - r if central else height, r:width - r] = 1.0
   return tf.constant(mask)
 
 

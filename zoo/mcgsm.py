@@ -66,7 +66,9 @@ class Model(keras.Model):
   levels = LEVELS
   continuous = True  # log_prob is a density on [0, 1); a discrete model's is a probability
 
-  def __init__(self, config, context_dim=0, **kwargs):
+  def __init__(self, config, context_dim=0, neighbourhood_input=True, **kwargs):
+    """`context_dim` extra inputs (RIDE's SLSTM state) reach the MCGSM next to the whitened
+    neighbourhood, or in its place when `neighbourhood_input` is false."""
     super().__init__(**kwargs)
     mc = config.model
     self.width = mc.neighbourhood
@@ -74,9 +76,13 @@ class Model(keras.Model):
     self.sample_size = config.sample.size
     self.margin = config.sample.margin
     dim = len(self.offsets)
+    self.neighbourhood_input = neighbourhood_input or not context_dim
     self.whitening = layers.ConditionalWhitening(dim, name="whitening")
-    self.head = layers.MCGSMHead(dim + context_dim, mc.components, mc.scales, mc.features,
-                                 seed=mc.seed, zero_inputs=context_dim, name="mcgsm")
+    # Added context inputs start with zero weights while the neighbourhood is read too, so
+    # that such a model starts as the plain MCGSM.
+    inputs, zero = (dim + context_dim, context_dim) if self.neighbourhood_input else (context_dim, 0)
+    self.head = layers.MCGSMHead(inputs, mc.components, mc.scales, mc.features,
+                                 seed=mc.seed, zero_inputs=zero, name="mcgsm")
 
   # -- the conditional distribution -------------------------------------------------
 
@@ -85,9 +91,15 @@ class Model(keras.Model):
     del x_hat, options
     return None
 
+  def _head_inputs(self, x_hat, context):
+    """Returns the MCGSM's inputs [..., D_in]: x_hat [..., D] and/or context [..., U]."""
+    if context is None:
+      return x_hat
+    return tf.concat([x_hat, context], -1) if self.neighbourhood_input else context
+
   def _distribution(self, x_hat, y_shift, context=None):
     """Returns p(y | x) with batch shape [...] for x_hat [..., D], y_shift [...], context [..., U]."""
-    z = x_hat if context is None else tf.concat([x_hat, context], -1)
+    z = self._head_inputs(x_hat, context)
     batch_shape = tf.shape(z)[:-1]
     gate, loc, log_precision = self.head(tf.reshape(z, [-1, z.shape[-1]]))  # [P, M] each
     unflat = lambda t: tf.reshape(t, tf.concat([batch_shape, tf.shape(t)[-1:]], 0))  # [..., M]
@@ -133,19 +145,29 @@ class Model(keras.Model):
     return tf.reduce_sum(lp * mask, axis=[1, 2]), tf.fill(tf.shape(lp)[:1], tf.reduce_sum(mask))
 
   def ensemble_terms(self, images, seeds, members=8, transforms=None):
-    """Returns (log-density of whole images under the ensemble [B] nats, pixels per image [B]).
+    """Returns (log-likelihood of each patch's central pixels under the ensemble [B] nats,
+    number of central pixels [B]).
 
     RIDE section 3.1: (1/K) sum_k p(T_k x) |det T_k| over the first K = `members` of the
-    8 flips/rotations of the square patch (permutations: |det T_k| = 1), a mixture over
-    whole patches, so every pixel of the patch is scored. `transforms` overrides the
-    list of T_k (tests).
+    8 flips/rotations of the square patch (permutations: |det T_k| = 1). As in the
+    authors' `experiments/ensemble.py` ("make sure the same pixels are evaluated with
+    every transformation"), each member scores the same pixels: the central ones, whose
+    causal neighbourhood lies inside the patch under all 8 transforms (at least
+    width // 2 from every border; `layers.interior_mask(..., central=True)`), i.e. each
+    member's conditional log-likelihood of those pixels given the rest of its causal
+    past, mixed over members. `members=1` is the single model on the same pixels, so
+    the two are comparable, and no member is scored on a border conditional that
+    training never fits. `transforms` overrides the list of T_k (tests).
     """
     transforms = (transforms or DIHEDRAL)[:members]
     noise = layers.per_example_uniform(seeds, tf.shape(images)[1:])
-    members_log_prob = tf.stack([self.log_prob(t(images), t(noise)) for t in transforms])  # [K, B]
+    central = layers.interior_mask(images.shape[1], images.shape[2], self.width, central=True)
+    # The central mask is the same in every member's frame: sum its pixels there.
+    members_log_prob = tf.stack([
+        tf.reduce_sum(self.pixel_log_prob(t(images), t(noise))[..., 0] * central, [1, 2])
+        for t in transforms])  # [K, B]
     mixture = tf.reduce_logsumexp(members_log_prob, 0) - tf.math.log(float(len(transforms)))
-    pixels = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
-    return mixture, tf.fill(tf.shape(mixture), pixels)
+    return mixture, tf.fill(tf.shape(mixture), tf.reduce_sum(central))
 
   def finetune_mcgsm(self, images, seeds, iterations, **options):
     """L-BFGS on the MCGSM's parameters, the whitening and any context held fixed.
@@ -251,8 +273,8 @@ class Model(keras.Model):
       x = tf.gather(tf.reshape(recent, [batch, -1]), where, axis=1)  # [B, R, D]
       x_hat, y_shift = self.whitening(tf.reshape(x, [-1, len(self.offsets)]))  # [B*R, D], [B*R]
       context, state = self._sample_context(tf.reshape(x_hat, [batch, rows, -1]), state, valid)
-      z = x_hat if context is None else tf.concat(
-          [x_hat, tf.reshape(context, [-1, context.shape[-1]])], -1)
+      z = self._head_inputs(x_hat, None if context is None else
+                            tf.reshape(context, [-1, context.shape[-1]]))
       gate, loc, log_precision = self.head(z)  # [B*R, M]
       u = tf.reshape(tf.gather(noise, raster, axis=1), [-1, 2])  # [B*R, 2]
       cdf = tf.cumsum(tf.nn.softmax(gate), axis=-1)

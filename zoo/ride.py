@@ -1,20 +1,28 @@
 """RIDE: recurrent image density estimator (Theis & Bethge 2015, `shared/papers/ride.txt`).
 
 Spatial LSTM layers read each pixel's whitened causal neighbourhood and feed their top
-hidden state, next to the neighbourhood itself, into a factorised MCGSM:
+hidden state into a factorised MCGSM:
 
-  p(image) = prod_ij p(y_ij | x_<ij) = prod_ij MCGSM(y_ij | x_hat_ij, h_ij)
+  p(image) = prod_ij p(y_ij | x_<ij) = prod_ij MCGSM(y_hat_ij | h_ij) |W|      (paper, eq. 6)
   h_ij = SLSTM_L(... SLSTM_1(x_hat) ...)_ij,   x_hat = conditionally whitened neighbourhood
 
 so a pixel's prediction can use the whole region above and to the left of it while the
 likelihood stays exact. `zoo/mcgsm.py` is the MCGSM this extends; the SLSTM is
 `zoo.layers.SpatialLSTM` (wavefront over anti-diagonals).
 
-Choices the paper leaves open:
-  * the whitened neighbourhood reaches the MCGSM directly as well as through the SLSTM
-    (the "shortcut" of section 3), and the MCGSM's weights on the SLSTM state start at
-    zero, so an untrained RIDE is exactly the MCGSM and the first training stage
-    (`part="mcgsm"`) trains that MCGSM alone, without running the SLSTM;
+The MCGSM's input (`config.model.mcgsm_input`):
+  * "hidden" (the paper, and the `paper` preset): the MCGSM reads only h_ij, as in the
+    paper's p(x_ij | x_<ij) = p(x_ij | h_ij) and the authors' code (an MCGSM with
+    dim_in = num_hiddens). The conditional whitening's y_hat = W(y - C_yx C_xx^-1/2 x_hat
+    - m_y) is the "shortcut connection from the pixel neighborhood to the predicted pixel"
+    that section 3 mentions; it is there in both forms.
+  * "both" (our default): the MCGSM reads [x_hat, h_ij]. Its weights on h start at zero,
+    so an untrained RIDE is exactly the MCGSM and a first training stage (`part="mcgsm"`,
+    our choice: neither the paper nor the authors' code has one) trains that MCGSM alone
+    without running the SLSTM. The README's "differs from the papers" table gives the
+    measurement behind the default.
+
+Other choices the paper leaves open:
   * layer l > 1 reads the hidden states of layer l - 1; the "extended" SLSTM also reads
     the neighbouring memory cells (Table 3, row 5);
   * sampling carries each layer's states along a row buffer, so a pixel costs one cell
@@ -28,6 +36,7 @@ from zoo import layers
 from zoo import mcgsm
 
 METRIC = mcgsm.METRIC
+MCGSM_INPUTS = ("hidden", "both")  # config.model.mcgsm_input: the paper's, ours
 
 
 class Model(mcgsm.Model):
@@ -35,7 +44,12 @@ class Model(mcgsm.Model):
 
   def __init__(self, config, **kwargs):
     mc = config.model
-    super().__init__(config, context_dim=mc.hidden, **kwargs)
+    mcgsm_input = mc.get("mcgsm_input", "both")
+    if mcgsm_input not in MCGSM_INPUTS:
+      raise ValueError(f"config.model.mcgsm_input={mcgsm_input!r}; valid: hidden (the paper's "
+                       "MCGSM reads the top SLSTM state), both ([neighbourhood, state])")
+    super().__init__(config, context_dim=mc.hidden, neighbourhood_input=mcgsm_input == "both",
+                     **kwargs)
     self.slstms = [layers.SpatialLSTM(mc.hidden, extended=mc.extended, seed=mc.seed + 10 * k,
                                       name=f"slstm_{k}") for k in range(mc.layers)]
     dim = len(self.offsets)
@@ -49,6 +63,9 @@ class Model(mcgsm.Model):
     the SLSTM state are zero (the first stage), that is the same model, much faster.
     """
     if part == "mcgsm":
+      if not self.neighbourhood_input:
+        raise ValueError("a training stage 'mcgsm' needs config.model.mcgsm_input=both: with "
+                         "mcgsm_input=hidden the MCGSM reads only the SLSTM; use 'all' stages")
       return tf.zeros(tf.concat([tf.shape(x_hat)[:-1], [self.slstms[-1].units]], 0))
     h = x_hat
     for slstm in self.slstms:
