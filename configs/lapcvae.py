@@ -74,7 +74,7 @@ def get_config(arg="lfw_faces"):
     c.train.stages = ""
     if arg == "digits":  # 8x8: 8, 4
       c.model.update(levels_k=2, latent_size=8, downsamples=1)
-    if arg in ("mnist", "fashion_mnist"):  # 28x28: 28, 14, 7
+    if arg in ("mnist5k", "mnist", "fashion_mnist"):  # 28x28: 28, 14, 7
       c.model.update(levels_k=3, latent_size=43)
     if arg == "tiny":
       c.model.update(levels_k=2, latent_size=2, hidden=4, prior_hidden=4, downsamples=1)

@@ -517,7 +517,10 @@ class ExportTest(ExportContract, tf.test.TestCase):
 # Models with conditioning inputs are also checked in their conditional variants.
 VARIANTS = {"pixelcnn": {"Class": dict(conditional="class", spatial=True),
                          "Autoencoder": dict(conditional="autoencoder")},
-            "vae": {"Gaussian": dict(likelihood="gaussian")}}  # log_prob dequantises
+            "vae": {"Gaussian": dict(likelihood="gaussian")},  # log_prob dequantises
+            # Batch norm: the export must use (and hold) the moving averages.
+            "msvae": {"Paper": dict(batch_norm=True, downsamples=3, likelihood="gaussian")},
+            "gvae": {"Paper": dict(encoder="paper", penalty_on="prior_and_reconstruction")}}
 for _name in zoo.NAMES:
   for _variant, _overrides in [("", {}), *VARIANTS.get(_name, {}).items()]:
     if (_name, _variant) != (ExportTest.MODEL, ""):

@@ -65,6 +65,67 @@ class GradientPenaltyTest(tf.test.TestCase):
     self.assertAllClose(histogram / 4000, [0.25] * 4, atol=0.03)
 
 
+  def test_penalty_on_reconstructions_too_averages_both_lines(self):
+    critic = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(6, activation="tanh"),
+                               keras.layers.Dense(1)])
+    critic.build((None, 3, 3, 1))
+    rng = np.random.default_rng(2)
+    real, fake_p, fake_q = [tf.constant(rng.uniform(-1, 1, [4, 3, 3, 1]), tf.float32) for _ in range(3)]
+    seeds = tf.constant(rng.integers(0, 2**40, [4, 2]), tf.int64)
+    alpha = gvae.interpolation_weights(seeds)
+    on_prior = gvae.gradient_penalty(critic, real, fake_p, alpha)
+    self.assertAllEqual(gvae.penalty(critic, real, fake_p, fake_q, seeds), on_prior)  # the default
+    alpha_q = gvae.interpolation_weights(gvae._stream(seeds, gvae.RECONSTRUCTION_ALPHA_STREAM))
+    self.assertNotAllClose(alpha_q, alpha)
+    expected = 0.5 * (on_prior + gvae.gradient_penalty(critic, real, fake_q, alpha_q))
+    self.assertAllClose(gvae.penalty(critic, real, fake_p, fake_q, seeds, "prior_and_reconstruction"),
+                        expected, rtol=1e-5)
+
+
+class PaperEncoderTest(tf.test.TestCase):
+
+  def test_paper_preset_encoder_is_four_3x3_convs_with_batch_norm_and_leaky_relu(self):
+    config = gvae_config.get_config("paper")
+    config.data.image_shape = (28, 28, 1)
+    config.model.update(latent_size=10, hidden=4, critic_hidden=4)  # the layout, not the sizes
+    model = gvae.Model(config)
+    convs = [l for l in model.encoder.layers if isinstance(l, keras.layers.Conv2D)]
+    self.assertEqual([(c.kernel_size, c.strides) for c in convs], [((3, 3), (2, 2))] * 4)
+    self.assertLen([l for l in model.encoder.layers if isinstance(l, keras.layers.BatchNormalization)], 3)
+    self.assertLen([l for l in model.encoder.layers if isinstance(l, keras.layers.LeakyReLU)], 3)
+    self.assertEqual(model.encoder.output_shape, (None, 20))
+    self.assertEqual(model.penalty_on, "prior_and_reconstruction")
+    batch = random_batch(batch=2, shape=(28, 28, 1))
+    self.assertEqual(model.reconstruct(batch["images"], batch["seeds"]).shape, (2, 28, 28, 1))
+
+  def test_batch_norm_trains_on_the_batch_and_evaluates_on_checkpointed_averages(self):
+    config = tiny_config()
+    config.model.update(encoder="paper", penalty_on="prior_and_reconstruction")
+    model, optimizers, checkpoint = loop.build("gvae", config)
+    moving = [v for v in model.non_trainable_variables if "moving" in v.path]
+    self.assertLen(moving, 6)  # three batch norms' means and variances
+    before = [v.numpy() for v in moving]
+    loop.make_train_step(model, optimizers, tf.distribute.get_strategy(), 8)(random_batch())
+    self.assertTrue(all(np.abs(v.numpy() - b).max() > 0 for v, b in zip(moving, before)))
+    images = random_batch(seed=1)["images"]
+    log_prob = model.log_prob(images)
+    self.assertAllEqual(model.log_prob(images), log_prob)
+    self.assertAllClose(model.log_prob(images[2:3]), log_prob[2:3], rtol=1e-6)
+    self.assertAllClose(model.encode(images[5:6])["mean"], model.encode(images)["mean"][5:6], rtol=1e-6)
+    path = checkpoint.save(os.path.join(self.get_temp_dir(), "ckpt"))
+    restored, _, again = loop.build("gvae", config)
+    again.restore(path).assert_existing_objects_matched()
+    self.assertAllEqual(restored.log_prob(images), log_prob)
+
+  def test_bad_encoder_or_penalty_says_what_is_allowed(self):
+    for field, value, valid in (("encoder", "dcgan", "valid: vae, paper"),
+                                ("penalty_on", "real", "valid: prior, prior_and_reconstruction")):
+      config = tiny_config()
+      config.model[field] = value
+      with self.assertRaisesRegex(ValueError, f"unknown config.model.{field} '{value}'; {valid}"):
+        gvae.Model(config)
+
+
 class TrainingTest(tf.test.TestCase):
 
   def test_each_phase_updates_only_its_network(self):

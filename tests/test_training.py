@@ -62,7 +62,7 @@ class StrategyTest(tf.test.TestCase):
       step = loop.make_train_step(model, optimizers, strategy, global_batch_size=8)
       ds = tf.data.Dataset.from_tensor_slices({k: tf.stack([b[k] for b in batches]) for k in batches[0]})
       losses = [float(step(batch)) for batch in strategy.experimental_distribute_dataset(ds)]
-      results[name] = (losses, [v.numpy() for v in model.trainable_variables], strategy)
+      results[name] = (losses, [v.numpy() for v in model.trainable_variables], strategy, model)
     self.assertEqual(results["mirrored"][2].num_replicas_in_sync, 2)
     self.assertAllClose(results["default"][0], results["mirrored"][0], rtol=1e-5)
     tf.keras.utils.set_random_seed(0)
@@ -72,6 +72,7 @@ class StrategyTest(tf.test.TestCase):
     # The step moved the parameters, so the comparison above is not vacuous.
     self.assertTrue(any(np.abs(a - v0.numpy()).max() > 1e-4
                         for v0, a in zip(initial, results["default"][1])))
+    return {name: result[3] for name, result in results.items()}  # the two trained models
 
   def test_two_replicas_match_one_replica(self):
     rng = np.random.default_rng(0)
@@ -100,6 +101,25 @@ class StrategyTest(tf.test.TestCase):
         config = importlib.import_module(f"configs.{name}").get_config("tiny")
         config.data.image_shape = (8, 8, 1)
         self.check_two_replicas_match_one(name, config, batches)
+
+
+  def test_two_replicas_match_one_replica_with_batch_norm(self):
+    # Batch norm's statistics are the global batch's (synchronised), so the split does not
+    # matter, for the weights nor for the moving averages that evaluation uses.
+    rng = np.random.default_rng(0)
+    batches = [{"images": tf.constant(rng.integers(0, 256, [8, 8, 8, 1]), tf.uint8),
+                "seeds": tf.constant(rng.integers(0, 2**40, [8, 2]), tf.int64)} for _ in range(2)]
+    for name, overrides in (("msvae", dict(batch_norm=True)), ("gvae", dict(encoder="paper"))):
+      with self.subTest(model=name):
+        config = importlib.import_module(f"configs.{name}").get_config("tiny")
+        config.data.image_shape = (8, 8, 1)
+        config.model.update(overrides)
+        models = self.check_two_replicas_match_one(name, config, batches)
+        moving = {k: [v.numpy() for v in m.non_trainable_variables if "moving" in v.path]
+                  for k, m in models.items()}
+        self.assertNotEmpty(moving["default"])
+        for a, b in zip(moving["default"], moving["mirrored"]):
+          self.assertAllClose(a, b, rtol=1e-5, atol=1e-6)
 
 
 class CommandTest(tf.test.TestCase):

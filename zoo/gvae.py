@@ -1,6 +1,7 @@
 r"""GVAE (`shared/papers/gvae.txt`): a VAE encoder, a ResNet generator and a WGAN-GP critic.
 
-  q(z | x) = N(mu(x), diag(sigma(x)^2))   the VAE's conv encoder (`zoo.vae.conv_encoder`)
+  q(z | x) = N(mu(x), diag(sigma(x)^2))   the VAE's conv encoder (`zoo.vae.conv_encoder`),
+                                          or section 4.2's (`config.model.encoder="paper"`)
   G(z)     in [-1, 1]^(H x W x C)          ResNet generator (paper Table 1, scaled)
   D(x)     in R                            critic, ResNet blocks (paper Table 2, scaled)
   p(x | z) = N((G(z) + 1) / 2, sigma^2)    the VAE's image likelihood around the generator
@@ -11,8 +12,10 @@ against real ones. Training alternates, per step of the shared loop (section 4.3
 WGAN-GP objective of Gulrajani et al. 2017):
 
   critic, `n_critic` times:
-    L_D = 1/2 (D(G(z_p)) + D(G(z_q))) - D(x) + lambda (|grad D(x~)|_2 - 1)^2,
-    x~ = alpha x + (1 - alpha) G(z_p),  alpha ~ U(0, 1) per example
+    L_D = 1/2 (D(G(z_p)) + D(G(z_q))) - D(x) + lambda P,
+    P = (|grad D(x~)|_2 - 1)^2,  x~ = alpha x + (1 - alpha) G(z_p),  alpha ~ U(0, 1) per example
+    (`penalty_on="prior_and_reconstruction"`: P is the mean of that and the same at
+    x~' = alpha' x + (1 - alpha') G(z_q), alpha' drawn independently)
   encoder + generator, as one network, once:
     L_G = (-log p(x | G(z_q)) + beta KL(q(z | x) || N(0, I))) / dims
           - gamma 1/2 (D(G(z_p)) + D(G(z_q)))
@@ -20,6 +23,23 @@ WGAN-GP objective of Gulrajani et al. 2017):
 each loss averaged over the global batch, each network with its own Adam (learning rate
 1e-4, betas (0.5, 0.9)). Images are on [-1, 1] for the critic (the paper normalises its
 data so), real ones uniformly dequantised like the Gaussian likelihood's.
+
+The encoder, `config.model.encoder`:
+  * "vae" (default): the VAE's, `downsamples` stride-2 3x3 convs with ReLU and a dense
+    layer to q's parameters.
+  * "paper" (section 4.2: "four 3D convolution layers, each of which uses 3x3 filters ...
+    We use Batch Normalization and Leaky Rectified Linear Unit (LeakyReLU) layers after
+    each layer"; 2-D convolutions here, the images are 2-D): four 3x3 convs of stride 2
+    (strides not given; halving four times takes 28x28 to 2x2) with `hidden`, 2, 4 times
+    `hidden` features, each of the first three followed by batch norm and LeakyReLU(0.2);
+    the fourth outputs q's 2 `latent_size` parameters per position ("output channel
+    sizes are set accordingly"), linear (an activation would bias the means, batch norm
+    would fix their batch statistics), averaged over the positions left. Batch norm uses
+    the batch's statistics in the training losses (critic and generator phases, both of
+    which encode the batch) and its moving averages (checkpointed variables) everywhere
+    else, so `log_prob`, evaluation and the export are deterministic and per row. The
+    statistics are synchronised over replicas (the global batch's), so 2 replicas step
+    as 1 does.
 
 Choices left open by the paper, made here (`configs/gvae.py` holds the numbers):
   * Sizes: Table 1 starts at 32x32 with 256 channels, then two upsamplings to 128x128
@@ -34,12 +54,21 @@ Choices left open by the paper, made here (`configs/gvae.py` holds the numbers):
     conv on the shortcut when the channels change: ReLU in the generator, LeakyReLU(0.2)
     in the critic (section 4.2). The paper's blocks also hold max pooling, 30 % dropout
     and batch normalisation: pooling inside a block does not fit the tables' sizes,
-    batch norm is not allowed in a WGAN-GP critic (the penalty is per example) and in the
-    generator would make the update depend on how a batch is split over replicas, and
-    dropout would make the generator's image random given z — all three are left out.
-  * The penalty interpolates between real images and prior samples G(z_p), alpha drawn
-    uniformly per example (not from a normal distribution, a bug of widely copied code);
-    lambda = 10, n_critic = 5 (WGAN-GP's defaults).
+    batch norm is not allowed in a WGAN-GP critic (the penalty is per example; section
+    4.2 also puts batch norm in its four-conv "discriminator", which Table 2 replaces by
+    ResNet blocks) and is left out of the generator (a sample would depend on its batch
+    in training), and dropout would make the generator's image random given z — all
+    three are left out.
+  * The penalty: the paper says only "we used the gradient penalty term to stabilize the
+    training" (section 4.2). WGAN-GP samples x~ on lines between real images and the
+    fakes the critic is trained against; here those are both G(z_p) and G(z_q) (L_D
+    scores both), so `penalty_on="prior_and_reconstruction"` (the `paper` preset)
+    penalises the critic on both kinds of lines, each x~' between an image and its own
+    reconstruction. The default, "prior", interpolates towards prior samples only,
+    leaving the critic's slope unconstrained on the lines towards the reconstructions
+    that it also scores. alpha is drawn uniformly per example (not from a normal
+    distribution, a bug of widely copied code); lambda = 10, n_critic = 5 (WGAN-GP's
+    defaults).
   * The critic steps of one loop step reuse that step's real batch with fresh z, eps and
     alpha each time (the loop hands one batch per step); WGAN-GP draws a new real batch
     for each critic step.
@@ -54,6 +83,7 @@ the VAE), KL per image and the importance-weighted log-likelihood bound
 MS-SSIM diversity of the samples (`zoo.metrics`, paper Tables 3-4).
 
 Train: python -m training.run --model=gvae --data=digits
+       python -m training.run --model=gvae --data=mnist5k --config=configs/gvae.py:paper
 """
 import keras
 import numpy as np
@@ -66,6 +96,11 @@ from zoo import vae
 tfd = tfp.distributions
 
 METRIC = vae.METRIC  # the negative ELBO in bits/dim
+ENCODERS = ("vae", "paper")
+PENALTIES = ("prior", "prior_and_reconstruction")
+# Random stream of the second penalty's alpha: clear of streams 0-2 of every critic update
+# (they start at 10 + k, k < n_critic).
+RECONSTRUCTION_ALPHA_STREAM = 1000
 
 
 def _stream(seeds, k):
@@ -103,6 +138,23 @@ class ResidualBlock(keras.layers.Layer):
   def call(self, x):
     y = self.conv2(self.activation(self.conv1(self.activation(x)) + self.bias1))
     return (x if self.shortcut is None else self.shortcut(x)) + y + self.bias
+
+
+def paper_encoder(hidden, out_size, seeds, name="encoder"):
+  """Returns a Keras Sequential: images [B, H, W, C] -> features [B, out_size] (section 4.2):
+  four 3x3 stride-2 convs, batch norm + LeakyReLU(0.2) after the first three, the last
+  one linear to `out_size` channels, averaged over its positions. Call it with
+  training=True in the training losses (batch statistics)."""
+  glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
+  stack = []
+  for k in range(3):  # the bias is batch norm's beta
+    stack += [keras.layers.Conv2D(hidden * 2 ** k, 3, strides=2, padding="same", use_bias=False,
+                                  kernel_initializer=glorot()),
+              keras.layers.BatchNormalization(synchronized=True),  # the global batch's statistics
+              keras.layers.LeakyReLU(0.2)]
+  stack += [keras.layers.Conv2D(out_size, 3, strides=2, padding="same", kernel_initializer=glorot()),
+            keras.layers.GlobalAveragePooling2D()]  # [B, out_size]
+  return keras.Sequential(stack, name=name)
 
 
 def resnet_generator(hidden, upsamples, image_shape, seeds, name="generator"):
@@ -146,6 +198,20 @@ def interpolation_weights(seeds):
   return layers.per_example_uniform(_stream(seeds, 2), [1, 1, 1])
 
 
+def penalty(critic, real, fake_p, fake_q, seeds, on="prior"):
+  """Returns float32 [B]: the critic's gradient penalty per example, on lines towards prior
+  samples `fake_p` (alpha from stream 2), and for on="prior_and_reconstruction" the mean
+  of that and the same towards the reconstructions `fake_q` (an independent alpha); all
+  images [B, H, W, C] on [-1, 1]."""
+  alpha = interpolation_weights(seeds)
+  if on == "prior":
+    return gradient_penalty(critic, real, fake_p, alpha)
+  alpha_q = interpolation_weights(_stream(seeds, RECONSTRUCTION_ALPHA_STREAM))
+  both = gradient_penalty(critic, tf.concat([real, real], 0), tf.concat([fake_p, fake_q], 0),
+                          tf.concat([alpha, alpha_q], 0))  # one critic pass, [2B]
+  return tf.reduce_mean(tf.reshape(both, [2, -1]), 0)
+
+
 def gradient_penalty(critic, real, fake, alpha):
   """Returns float32 [B]: (|grad_x D(x~)|_2 - 1)^2 at x~ = alpha real + (1 - alpha) fake,
   per example; alpha [B, 1, 1, 1]."""
@@ -176,13 +242,22 @@ class Model(vae.Model):
     self.n_critic = int(mc.n_critic)
     self.betas = (float(mc.beta_1), float(mc.beta_2))
     self.iw_samples = int(config.eval.get("iw_samples", 0))
+    self.encoder_kind = mc.get("encoder", "vae")
+    self.penalty_on = mc.get("penalty_on", "prior")
+    if self.encoder_kind not in ENCODERS:
+      raise ValueError(f"unknown config.model.encoder {self.encoder_kind!r}; valid: {', '.join(ENCODERS)}")
+    if self.penalty_on not in PENALTIES:
+      raise ValueError(f"unknown config.model.penalty_on {self.penalty_on!r}; valid: {', '.join(PENALTIES)}")
     vae.check_downsamples(mc.downsamples)
     if self.n_critic < 1:
       raise ValueError(f"config.model.n_critic={self.n_critic} must be at least 1")
     if mc.upsamples < 0:
       raise ValueError(f"config.model.upsamples={mc.upsamples} must be at least 0")
     seeds = iter(range(1000 * mc.seed, 1000 * mc.seed + 1000))
-    self.encoder = vae.conv_encoder(mc.hidden, mc.downsamples, 2 * self.latent_size, seeds)
+    if self.encoder_kind == "paper":
+      self.encoder = paper_encoder(mc.hidden, 2 * self.latent_size, seeds)
+    else:
+      self.encoder = vae.conv_encoder(mc.hidden, mc.downsamples, 2 * self.latent_size, seeds)
     self.generator = resnet_generator(mc.hidden, mc.upsamples, config.data.image_shape, seeds)
     self.critic = resnet_critic(mc.critic_hidden, seeds)
     self.encoder.build((None, self.height, self.width, self.channels))
@@ -220,8 +295,9 @@ class Model(vae.Model):
 
   def _fakes(self, images, seeds):
     """Returns (q(z | x), G(z_q), G(z_p)) [B, H, W, C] on [-1, 1]; z_q from q with the
-    row's seed, z_p ~ N(0, I) from its stream 1."""
-    q = self.posterior(images)
+    row's seed, z_p ~ N(0, I) from its stream 1. For the training losses only: the
+    encoder's batch norm (if any) uses the batch's statistics."""
+    q = self.posterior(images, training=True)
     z = tf.concat([self._posterior_sample(q, seeds),
                    layers.per_example_normal(_stream(seeds, 1), [self.latent_size])], 0)
     fake_q, fake_p = tf.split(self.generator(z), 2, axis=0)
@@ -233,9 +309,9 @@ class Model(vae.Model):
     fake_q, fake_p = tf.stop_gradient(fake_q), tf.stop_gradient(fake_p)
     real = self.real(images, seeds)
     s_real, s_q, s_p = tf.split(self.score(tf.concat([real, fake_q, fake_p], 0)), 3)
-    penalty = gradient_penalty(self.critic, real, fake_p, interpolation_weights(seeds))
+    slope = penalty(self.critic, real, fake_p, fake_q, seeds, self.penalty_on)
     distance = s_real - 0.5 * (s_q + s_p)  # the critic's estimate of W1, per example
-    return -distance + self.penalty_weight * penalty, {"wasserstein": distance, "penalty": penalty}
+    return -distance + self.penalty_weight * slope, {"wasserstein": distance, "penalty": slope}
 
   def train_loss(self, images, seeds):
     """Returns (per-example L_G [B], terms): the encoder + generator loss."""

@@ -7,10 +7,10 @@ append `stages - 1` refinement networks f_2, ..., f_N, each mapping an image to 
 
 `config.model.variant`:
 
-  * "residual" (the deep residual VAE, section 3.1): the decoder is f_N o ... o f_1 and
-    the one likelihood (the l2 loss) is on its output:
+  * "residual" (the deep residual VAE, section 2.2, eqs. 9-11): the decoder is
+    f_N o ... o f_1 and the one likelihood (the l2 loss) is on its output:
       L = -E_q log p(x | x_N) + KL(q(z | x) || p(z))
-  * "multistage" (section 3.2, eqs. 12-13): the likelihood (l2) is on the coarse image
+  * "multistage" (section 2.3, eqs. 12-15): the likelihood (l2) is on the coarse image
     x_1, and every refinement stage has its own l1 loss, trained jointly:
       L = -E_q log p(x | x_1) + KL + sum_{s >= 2} E_q |x - x_s|_1 / b
     The l1 loss is a Laplace negative log-likelihood of scale b = `config.model.sigma`
@@ -21,15 +21,26 @@ The ELBO reported (bits/dim) is that of the model's likelihood: of the whole dec
 deterministic post-processor there, not part of the density). Reconstructions, samples
 and `decode` show the last stage's image x_N; `stage_images` returns every stage's.
 
+The paper's MNIST model (section 3.1; `configs/msvae.py:paper`): three stride-2
+convolutions in the encoder (`downsamples=3`), 128 latents, three deconvolutions, five
+residual blocks "of two convolution layers followed by a batch normalization layer"
+(`blocks=5`, `batch_norm=True`), the l2 loss on the coarse image (`likelihood=gaussian`,
+a fixed `sigma`) and the l1 loss on the refined one.
+
 Choices the paper leaves open, made here: a refinement network is a 3x3 conv to
 `refine_hidden` features, `blocks` residual blocks (conv 3x3, ReLU, conv 3x3, plus the
-skip, as the paper's "two convolution layers" per block), and a 3x3 conv back to the image
-channels that is added to its input image; that last conv starts at zero, so every
-stage starts as the identity and training can only refine. The paper's blocks end in
-batch normalisation; it is left out here because per-replica batch statistics would
-make a step depend on how the global batch is split across replicas.
+skip), and a 3x3 conv back to the image channels that is added to its input image; that
+last conv starts at zero, so every stage starts as the identity and training can only
+refine. With `batch_norm` each block's second conv is followed by batch normalisation,
+x + BN(conv(relu(conv(x)))): batch statistics in `train_loss`, the moving averages
+(checkpointed variables) everywhere else, so `log_prob`, evaluation and the export are
+deterministic and a row's value does not depend on its batch. The statistics are
+synchronised across replicas (the global batch's), so a step under MirroredStrategy is
+the same as on one device. It is off by default: the default models predate it, and a
+training step's output then depends on the rest of the batch.
 
 Train: python -m training.run --model=msvae --data=lfw_faces [--config.model.variant=residual]
+       python -m training.run --model=msvae --data=mnist5k --config=configs/msvae.py:paper
 """
 import keras
 import numpy as np
@@ -45,21 +56,29 @@ VARIANTS = ("multistage", "residual")
 
 
 class ResidualBlock(keras.layers.Layer):
-  """x + conv3x3(relu(conv3x3(x))): features [B, H, W, F] -> [B, H, W, F]."""
+  """x + conv3x3(relu(conv3x3(x))), with `batch_norm` x + BN(conv3x3(relu(conv3x3(x)))):
+  features [B, H, W, F] -> [B, H, W, F]. BN uses batch statistics only with training=True."""
 
-  def __init__(self, features, seeds, **kwargs):
+  def __init__(self, features, seeds, batch_norm=False, **kwargs):
     super().__init__(**kwargs)
     glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
     self.conv1 = keras.layers.Conv2D(features, 3, padding="same", activation="relu",
                                      kernel_initializer=glorot())
-    self.conv2 = keras.layers.Conv2D(features, 3, padding="same", kernel_initializer=glorot())
+    # Before batch norm a bias is redundant (beta shifts instead) and its gradient is zero
+    # up to rounding, which Adam would blow up to full steps.
+    self.conv2 = keras.layers.Conv2D(features, 3, padding="same", use_bias=not batch_norm,
+                                     kernel_initializer=glorot())
+    # Synchronised: the global batch's statistics under any strategy (1 replica = 2).
+    self.norm = keras.layers.BatchNormalization(synchronized=True) if batch_norm else None
 
-  def call(self, x):
-    return x + self.conv2(self.conv1(x))
+  def call(self, x, training=False):
+    y = self.conv2(self.conv1(x))
+    return x + (y if self.norm is None else self.norm(y, training=training))
 
 
-def refiner(channels, hidden, blocks, seeds, name):
-  """Returns a refinement network f_s: image [B, H, W, C] -> image [B, H, W, C].
+def refiner(channels, hidden, blocks, seeds, name, batch_norm=False):
+  """Returns a refinement network f_s: image [B, H, W, C] -> image [B, H, W, C]; call it
+  with training=True in the training loss (batch norm's batch statistics).
 
   It adds a correction to its input; the correction's last conv starts at zero.
   """
@@ -67,7 +86,7 @@ def refiner(channels, hidden, blocks, seeds, name):
   features = keras.layers.Conv2D(hidden, 3, padding="same", activation="relu",
                                  kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)))(image)
   for k in range(blocks):
-    features = ResidualBlock(hidden, seeds, name=f"{name}_block{k}")(features)
+    features = ResidualBlock(hidden, seeds, batch_norm, name=f"{name}_block{k}")(features)
   correction = keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros")(features)
   return keras.Model(image, keras.layers.Add()([image, correction]), name=name)
 
@@ -86,14 +105,16 @@ class Model(vae.Model):
       raise ValueError(f"config.model.stages={self.stages}: the decoder needs at least 2 stages "
                        "(the VAE's and one refinement); use --model=vae for one")
     seeds = iter(range(1000 * mc.seed + 500, 1000 * mc.seed + 1000))
-    self.refiners = [refiner(self.channels, mc.refine_hidden, mc.blocks, seeds, f"stage{s + 2}")
+    self.refiners = [refiner(self.channels, mc.refine_hidden, mc.blocks, seeds, f"stage{s + 2}",
+                             bool(mc.get("batch_norm", False)))
                      for s in range(self.stages - 1)]
 
-  def stage_means(self, z):
-    """Returns [x_1, ..., x_N]: float32 [B, H, W, C] each on the [0, 1) scale."""
+  def stage_means(self, z, training=False):
+    """Returns [x_1, ..., x_N]: float32 [B, H, W, C] each on the [0, 1) scale; `training`:
+    batch norm (if any) on the batch's statistics, updating its moving averages."""
     outputs = [super().decoder_mean(z)]
     for refine in self.refiners:
-      outputs.append(refine(outputs[-1]))
+      outputs.append(refine(outputs[-1], training=training))
     return outputs
 
   def stage_images(self, latents):
@@ -111,9 +132,10 @@ class Model(vae.Model):
     return self.stage_means(z)[-1]
 
   def train_loss(self, images, seeds):
-    """Returns (per-example loss [B], terms) per dimension: eq. 11 or eqs. 12-13."""
+    """Returns (per-example loss [B], terms) per dimension: eqs. 9-11 or 12-15. Batch norm
+    (if any) runs on the batch's statistics here, and only here."""
     q = self.posterior(images)
-    outputs = self.stage_means(self._posterior_sample(q, seeds))
+    outputs = self.stage_means(self._posterior_sample(q, seeds), training=True)
     mean = outputs[0] if self.variant == "multistage" else outputs[-1]
     reconstruction = self.likelihood_of(mean).log_prob(self._observed(images, seeds))
     kl = tfd.kl_divergence(q, self.prior())

@@ -11,8 +11,8 @@ Pixels are on the [0, 1) scale of the zoo's continuous models: the sub-pixel val
 likelihoods, `config.model.likelihood`:
 
   * "gaussian": N(m(z), sigma^2) with a fixed sigma (`config.model.sigma`) on the
-    uniformly dequantised image: the l2 loss of the VAE papers (multi-stage VAE eq. 12,
-    LapCVAE section 5). Its ELBO is a density on [0, 1)^D; bits/dim adds log2(L) per
+    uniformly dequantised image: the l2 loss of the VAE papers (multi-stage VAE eqs. 3,
+    7 and 14, LapCVAE section 5). Its ELBO is a density on [0, 1)^D; bits/dim adds log2(L) per
     dimension, a bound on the discrete image's bits/dim.
   * "discretized" (default): the same Gaussian integrated over each bin (the two end
     bins take the tails), a TFP `QuantizedDistribution`, with a learned sigma per
@@ -153,10 +153,14 @@ class Model(keras.Model):
     """Returns float32 [B, H, W, C]: the bin centres (k + 0.5) / levels of uint8 images."""
     return (tf.cast(images, tf.float32) + 0.5) / self.levels
 
-  def posterior(self, images):
-    """Returns q(z | x): a tfd.MultivariateNormalDiag with batch [B], event [latent_size]."""
+  def posterior(self, images, training=False):
+    """Returns q(z | x): a tfd.MultivariateNormalDiag with batch [B], event [latent_size].
+
+    `training` reaches the encoder's layers: an encoder with batch norm (GVAE's "paper"
+    encoder) normalises by the batch's statistics with training=True, which only the
+    training losses pass, and by its moving averages otherwise."""
     x = tf.ensure_shape(self.scale(images), [None, self.height, self.width, self.channels])
-    return distributions.diagonal_gaussian(self.encoder(x))
+    return distributions.diagonal_gaussian(self.encoder(x, training=training))
 
   def prior(self):
     """Returns p(z) = N(0, I) over [latent_size]."""
