@@ -21,10 +21,11 @@ The export contract (shared/DESIGN.md, "Export contract"):
     does) before publishing, because a failing warmup record fails the version load.
 
 Adding a signature is one entry in `SIGNATURES`; adding an input kind is one entry in
-`INPUTS`. Conditioning inputs follow `model.conditional_inputs`: a class-conditional
+`INPUTS`. What a model has comes from its declarations (`zoo/contract.py`): conditioning inputs
+follow `model.conditional_inputs`: a class-conditional
 model's `sample` and `log_prob` take `label` int32 [N]; an auto-encoder's `sample`
 takes `code` float32 [N, m], its `log_prob` scores p(x | encode(x)), and it also has
-`encode` (images -> code) and `reconstruct` (images, seed -> images). `inpaint` (models with `ancestral`: MCGSM,
+`encode` (images -> code) and `reconstruct` (images, seed -> images). `inpaint` (models with the INPAINT capability: MCGSM,
 RIDE) takes `images`, `mask` (1 = known) and `seed`, with sweeps etc. from
 `config.inpaint` (INPAINT_DEFAULTS otherwise).
 """
@@ -43,6 +44,7 @@ from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from zoo import contract
 from zoo import inpaint as inpainting
 from zoo import units
 
@@ -115,7 +117,7 @@ def _check_images(model, signature, images):
   spatial conditioning map) gets its size checked too.
   """
   c, levels = model.channels, model.levels
-  fixed = getattr(model, "fixed_size", None)
+  fixed = model.fixed_size
   size = f"{fixed[0]}, {fixed[1]}" if fixed else "H, W"
   what = (f"{signature}: `images` must be uint8 [N, {size}, {c}] ({c} channel"
           f"{'s' if c > 1 else ''}, values in [0, {levels})) with N{'' if fixed else ', H, W'} >= 1")
@@ -165,11 +167,11 @@ def _check_label(model, signature, label):
     return tf.identity(label)
 
 
-def _vector_check(name, size_attr, source):
-  """Returns a check of input `name`: float32 [N, model.<size_attr>], finite."""
+def _vector_check(name, size, source):
+  """Returns a check of input `name`: float32 [N, size(model)], finite."""
 
   def check(model, signature, vector):
-    m = getattr(model, size_attr)
+    m = size(model)
     what = (f"{signature}: `{name}` must be float32 [N, {m}], one finite {name[:-1] if name.endswith('s') else name} "
             f"per image ({source}), N >= 1")
     vector = _checked(vector, 2, what, lambda dims: [
@@ -196,8 +198,9 @@ def _check_coarse(model, signature, coarse):
   ])
 
 
-_check_code = _vector_check("code", "code_size", "from `encode`")
-_check_latents = _vector_check("latents", "latent_size", "e.g. `mean` from `encode`")
+_check_code = _vector_check("code", lambda model: model.code_size, "from `encode`")
+_check_latents = _vector_check("latents", lambda model: model.latent_size,
+                               "e.g. `mean` from `encode`")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,13 +236,7 @@ INPUTS = {
                      example=lambda model, images: np.zeros([len(WARMUP_SEEDS), model.latent_size],
                                                             np.float32)),
 }
-DATA_INPUTS = ("label",)  # conditioning that comes with an image (a code is computed from it)
-
-
-def _conditioning(model, from_data=False):
-  """Returns the names of `model`'s conditioning inputs (only those data carries if `from_data`)."""
-  names = tuple(getattr(model, "conditional_inputs", ()))
-  return tuple(k for k in names if k in DATA_INPUTS) if from_data else names
+_conditioning = contract.conditioning  # label and code; log_prob takes only a label
 
 
 # -- signatures -------------------------------------------------------------------------
@@ -301,7 +298,7 @@ INPAINT_DEFAULTS = dict(sweeps=10, block=5, window=19, candidates=5)  # config.i
 
 def _inpaint_options(config):
   """Returns inpaint's keyword options: INPAINT_DEFAULTS updated by `config.inpaint` (if any)."""
-  section = getattr(config, "inpaint", None) or {}  # config may be None
+  section = (config.get("inpaint") if config is not None else None) or {}
   return {k: int(section.get(k, v)) for k, v in INPAINT_DEFAULTS.items()}
 
 
@@ -339,7 +336,7 @@ def _reconstruct(model, images, seed):
   """Returns {images: uint8 [N, H, W, C]}: each image through the model's code or latents
   (a sample given the code, or the decoding of a posterior sample)."""
   (seed,) = _rows_match("reconstruct", ("images", images), ("seed", seed))
-  if hasattr(model, "reconstruct"):
+  if contract.has(model, contract.DECODE):  # a latent-variable model
     return {"images": model.reconstruct(images, seed)}
   return {"images": model.sample(seed, code=model.encode(images))}
 
@@ -357,21 +354,19 @@ class Signature:
   warmup_size: int = None  # crop the warmup images to this size (a costly signature)
 
 
-_autoencoder = lambda model: "code" in _conditioning(model)
-_latent = lambda model: getattr(model, "latent_size", None) is not None
+_has = lambda capability: lambda model: contract.has(model, capability)
 
 SIGNATURES = {
     "sample": Signature(lambda model: ("seed",) + _conditioning(model), _sample),
     "log_prob": Signature(lambda model: ("images",) + _conditioning(model, from_data=True), _log_prob),
-    "encode": Signature(("images",), _encode, applies=lambda m: _autoencoder(m) or _latent(m)),
-    "decode": Signature(("latents",), _decode, applies=_latent),
-    "reconstruct": Signature(("images", "seed"), _reconstruct,
-                             applies=lambda m: _autoencoder(m) or _latent(m)),
+    "encode": Signature(("images",), _encode, applies=_has(contract.ENCODE)),
+    "decode": Signature(("latents",), _decode, applies=_has(contract.DECODE)),
+    "reconstruct": Signature(("images", "seed"), _reconstruct, applies=_has(contract.ENCODE)),
     "sample_from_coarse": Signature(("coarse", "seed"), _sample_from_coarse,
-                                    applies=lambda model: hasattr(model, "coarse_sizes")),
+                                    applies=_has(contract.COARSE)),
     # 12 x 12 warmup images keep the warmup replay at about a second.
     "inpaint": Signature(("images", "mask", "seed"), _inpaint,
-                         applies=lambda model: hasattr(model, "ancestral"),
+                         applies=_has(contract.INPAINT),
                          options=_inpaint_options, warmup_size=12),
 }
 

@@ -22,6 +22,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from export import saved_model
 import zoo
+from zoo import contract
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ABSENT = ("keras", "tf_keras", "tensorflow_probability", "zoo")
@@ -117,7 +118,7 @@ def tiny_config(name="mcgsm", **model_overrides):
 def tiny_model(config, name="mcgsm"):
   """Returns an untrained model whose data-dependent parts are fitted on random images."""
   model = zoo.get(name).Model(config)
-  if hasattr(model, "initialize"):
+  if contract.has(model, contract.INITIALIZE):
     model.initialize(tf.constant(np.random.RandomState(0).randint(0, 256, [4, 16, 16, 1]), tf.uint8))
   return model
 

@@ -92,7 +92,7 @@ class McgsmTest(tf.test.TestCase):
     model.initialize(images)
     whitening = [v.numpy() for v in model.whitening.variables]
     seeds = tf.constant(np.arange(16).reshape(8, 2))
-    before, after = model.finetune_mcgsm(images, seeds, iterations=30)
+    before, after = model.finetune(images, seeds, iterations=30)
     self.assertLess(float(after), float(before) - 0.1)
     per_example, _ = model.train_loss(images, seeds)
     self.assertAllClose(tf.reduce_mean(per_example), after, rtol=1e-4)  # the weights were kept

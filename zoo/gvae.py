@@ -90,6 +90,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from zoo import contract
 from zoo import layers
 from zoo import vae
 
@@ -232,6 +233,8 @@ class Model(vae.Model):
   `make_optimizers` and `training_phases`, which the training loop runs instead of its
   one-optimizer step.
   """
+
+  capabilities = vae.Model.capabilities | {contract.PARTS, contract.PHASES}
 
   def __init__(self, config, **kwargs):  # pylint: disable=super-init-not-called
     keras.Model.__init__(self, **kwargs)  # the VAE's networks are replaced, not built

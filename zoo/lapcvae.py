@@ -73,6 +73,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from zoo import contract
 from zoo import distributions
 from zoo import layers
 from zoo import vae
@@ -153,6 +154,8 @@ class Model(vae.Model):
   level's posterior, concatenated coarse to fine: [B, latent_size = sum of latent_sizes]),
   plus `pyramid_terms`, `sample_from_coarse` and `coarse_sizes`; `latent_sizes` and
   `kl_weights` are lists indexed by level k (finest first)."""
+
+  capabilities = vae.Model.capabilities | {contract.COARSE, contract.PARTS}
 
   def __init__(self, config, **kwargs):
     keras.Model.__init__(self, **kwargs)  # the levels replace the VAE's one encoder/decoder

@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from zoo import contract
 from zoo import distributions
 from zoo import layers
 
@@ -65,6 +66,10 @@ class Model(keras.Model):
   channels = 1  # grey images
   levels = LEVELS
   continuous = True  # log_prob is a density on [0, 1); a discrete model's is a probability
+  fixed_size = None  # any image size
+  conditional_inputs = ()
+  capabilities = frozenset({contract.PIXELS, contract.ENSEMBLE, contract.INPAINT,
+                            contract.FINETUNE, contract.INITIALIZE})
 
   def __init__(self, config, context_dim=0, neighbourhood_input=True, **kwargs):
     """`context_dim` extra inputs (RIDE's SLSTM state) reach the MCGSM next to the whitened
@@ -169,7 +174,7 @@ class Model(keras.Model):
     mixture = tf.reduce_logsumexp(members_log_prob, 0) - tf.math.log(float(len(transforms)))
     return mixture, tf.fill(tf.shape(mixture), tf.reduce_sum(central))
 
-  def finetune_mcgsm(self, images, seeds, iterations, **options):
+  def finetune(self, images, seeds, iterations, **options):
     """L-BFGS on the MCGSM's parameters, the whitening and any context held fixed.
 
     RIDE section 3: "the MCGSM of RIDE was finetuned using L-BFGS" between stages.

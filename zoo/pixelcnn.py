@@ -65,6 +65,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from zoo import contract
 from zoo import layers
 
 tfd = tfp.distributions
@@ -282,6 +283,8 @@ class Model(keras.Model):
     cond_dim = {"": 0, "class": self.num_classes, "autoencoder": mc.code_size}[self.conditional]
     self.conditional_inputs = {"": (), "class": ("label",), "autoencoder": ("code",)}[self.conditional]
     self.code_size = mc.code_size if self.conditional == "autoencoder" else 0
+    self.capabilities = frozenset({contract.PIXELS} |
+                                  ({contract.ENCODE} if self.code_size else set()))
     spatial_dim = mc.spatial_features if (mc.spatial and cond_dim) else 0
     # Seeded initialisers: every build of a config starts from the same weights (replicas,
     # strategies and tests compare runs).

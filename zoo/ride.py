@@ -32,6 +32,7 @@ Train: python -m training.run --model=ride --data=deadleaves
 """
 import tensorflow as tf
 
+from zoo import contract
 from zoo import layers
 from zoo import mcgsm
 
@@ -41,6 +42,8 @@ MCGSM_INPUTS = ("hidden", "both")  # config.model.mcgsm_input: the paper's, ours
 
 class Model(mcgsm.Model):
   """RIDE as a Keras model; see the module docstring."""
+
+  capabilities = mcgsm.Model.capabilities | {contract.PARTS}
 
   def __init__(self, config, **kwargs):
     mc = config.model

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from zoo import contract
 from zoo import distributions
 from zoo import layers
 
@@ -116,6 +117,9 @@ class Model(keras.Model):
   `log_prob` (ELBO, nats), `eval_terms`, `eval_extras` (reconstruction error),
   `train_loss`.
   """
+
+  conditional_inputs = ()
+  capabilities = frozenset({contract.ENCODE, contract.DECODE, contract.EXTRAS})
 
   def __init__(self, config, **kwargs):
     super().__init__(**kwargs)
