@@ -22,6 +22,7 @@ setuptools.setup(
         "ml-collections>=1.0",
         "numpy>=1.26,<3",
         "pillow",
+        "tqdm",  # the training progress bar (TFDS needs it too)
         "scikit-image",  # the textures builder cuts its images from skimage.data
         "scikit-learn",  # the digits builder reads the digits bundled with it
         # The mnist5k builder reads the 5,000 MNIST digits bundled with it (mnist_5k.csv.gz);

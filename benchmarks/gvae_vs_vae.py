@@ -26,6 +26,8 @@ from absl import app
 from absl import flags
 import tensorflow as tf
 
+from export import trained
+from training import batches
 from training import data as data_lib
 from training import images as images_lib
 from training import loop
@@ -58,9 +60,9 @@ def train(model_name, data, steps, latent, out_dir):
   start = time.time()
   metrics = loop.train(model_name, data, config, workdir, tf.distribute.get_strategy())
   seconds = time.time() - start
-  _, config, model = loop.restore(workdir)
+  _, config, model = trained.restore(workdir)
   images_lib.write_png(os.path.join(out_dir, f"{model_name}_z{latent}_samples.png"),
-                       loop.sample_grid(model, config))
+                       images_lib.SampleGrid(model, config).draw())
   if "iw_bits_per_dim" not in metrics:  # the VAE's evaluation has no IW bound or KL: add them
     metrics.update(_table5_extras(model, config, data))
   return dict(metrics, seconds=seconds)
@@ -72,7 +74,7 @@ def _table5_extras(model, config, data):
   extras = tf.function(lambda x, s: gvae.table5_extras(model, x, s, config.eval.iw_samples))
   values = {}
   for i, batch in enumerate(patches):
-    for key, value in extras(batch, loop.eval_seeds(config, i, tf.shape(batch)[0])).items():
+    for key, value in extras(batch, batches.eval_seeds(config, i, tf.shape(batch)[0])).items():
       values.setdefault(key, []).append(value)
   return {key: float(tf.reduce_mean(tf.concat(v, 0))) for key, v in values.items()}
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from benchmarks.common import matmul_gflops
 from configs import mcgsm as mcgsm_config
-from training import loop
+from training import steps as steps_lib
 from zoo import layers
 
 flags.DEFINE_integer("steps", 50, "timed training steps")
@@ -38,13 +38,13 @@ def main(argv):
   steps, repeats = flags.FLAGS.steps, flags.FLAGS.repeats
   c = mcgsm_config.get_config()
   strategy = tf.distribute.get_strategy()
-  model, optimizers, _ = loop.build("mcgsm", c, strategy)
+  model, optimizers, _ = steps_lib.build("mcgsm", c, strategy)
   rng = np.random.default_rng(0)
   p, b = c.data.patch_size, c.train.batch_size
   batch = {"images": tf.constant(rng.integers(0, 256, [b, p, p, 1]), tf.uint8),
            "seeds": tf.constant(rng.integers(0, 2**40, [b, 2]), tf.int64)}
   model.initialize(batch["images"])
-  step = loop.make_train_step(model, optimizers, strategy, b)
+  step = steps_lib.make_train_step(model, optimizers, strategy, b)
   step(batch)
   before = matmul_gflops()
   best = float("inf")

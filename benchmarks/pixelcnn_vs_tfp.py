@@ -13,7 +13,7 @@ About 20 minutes on 2 shared CPU cores with the defaults (three 240 s budgets, t
    the 256 values), both about 0.58M parameters, on 32x32x3 images, batch 32, Adam at
    the same constant learning rate, the same batches in the same order:
    (a) training images/s: forward + backward + Adam step, each in one tf.function (ours:
-       `training.loop.make_train_step`; TFP: -log_prob per dimension of the images as
+       `training.steps.make_train_step`; TFP: -log_prob per dimension of the images as
        float in [0, 255], tf_keras Adam over the network's variables, which also applies
        TFP's causal masks);
    (b) seconds to draw 4 samples: our cached `sample` against `dist.sample(4)` (the
@@ -59,7 +59,7 @@ import tf_keras
 from benchmarks.common import best_time
 from configs import pixelcnn as pixelcnn_config
 from training import data as data_lib
-from training import loop
+from training import steps as steps_lib
 from zoo import pixelcnn
 from zoo import units
 
@@ -164,7 +164,7 @@ class Ours:
     # Every kernel weight is applied at every pixel (masked taps are multiplied too).
     self.macs = sum(int(np.prod(v.shape)) for v in self.variables if len(v.shape) > 1) * SIZE**2
     optimizer = keras.optimizers.Adam(f.learning_rate)
-    train_step = loop.make_train_step(self.model, optimizer, tf.distribute.get_strategy(), batch)
+    train_step = steps_lib.make_train_step(self.model, {"model": optimizer}, tf.distribute.get_strategy(), batch)
     seeds = tf.zeros([batch, 2], tf.int64)  # unused by the PixelCNN (no noise)
     self.step = lambda images: train_step({"images": images, "seeds": seeds})
     self.log_prob = tf.function(self.model.log_prob)

@@ -58,8 +58,11 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from export import trained
+from training import batches
 from training import data as data_lib
 from training import loop
+from training import steps
 from zoo import gvae
 from zoo import units
 
@@ -135,7 +138,7 @@ class Runs:
       seconds = time.time() - start
       shutil.copy(os.path.join(workdir, "samples.png"),
                   os.path.join(self.out_dir, f"{tag}_samples.png"))
-      _, config, model = loop.restore(workdir)
+      _, config, model = trained.restore(workdir)
       metrics.update(extras(model, config) if extras else {})
     metrics.pop("weights_sha256", None)
     result = dict(metrics, seconds=seconds, params=count_params(model), model=model_name,
@@ -229,7 +232,7 @@ def _pixelcnn_params(config, data_name, hidden):
   with config.unlocked():
     config.data.image_shape = data_lib.image_shape(data_name)
     config.data.num_classes = data_lib.num_classes(data_name)
-  model, _, _ = loop.build("pixelcnn", config)
+  model, _, _ = steps.build("pixelcnn", config)
   return count_params(model)
 
 
@@ -299,7 +302,7 @@ def _table5_extras(model, config, data_name):
   extras = tf.function(lambda x, s: gvae.table5_extras(model, x, s, config.eval.iw_samples))
   values = {}
   for i, batch in enumerate(patches):
-    for key, value in extras(batch, loop.eval_seeds(config, i, tf.shape(batch)[0])).items():
+    for key, value in extras(batch, batches.eval_seeds(config, i, tf.shape(batch)[0])).items():
       values.setdefault(key, []).append(value)
   return {key: float(tf.reduce_mean(tf.concat(v, 0))) for key, v in values.items()}
 

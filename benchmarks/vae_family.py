@@ -28,6 +28,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from export import trained
 from training import data as data_lib
 from training import images as images_lib
 from training import loop
@@ -58,7 +59,7 @@ def train(name, steps, data, workdir, likelihood, sigma):
   start = time.time()
   metrics = loop.train(model_name, data, config, workdir, tf.distribute.get_strategy())
   seconds = time.time() - start
-  _, config, model = loop.restore(workdir)
+  _, config, model = trained.restore(workdir)
   return model, config, metrics, seconds
 
 
@@ -89,7 +90,7 @@ def main(argv):
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     results[name] = dict(metrics, params=params, seconds=seconds)
     slug = name.lower().replace(" ", "_")
-    images_lib.write_png(os.path.join(out_dir, f"{slug}_samples.png"), loop.sample_grid(model, config))
+    images_lib.write_png(os.path.join(out_dir, f"{slug}_samples.png"), images_lib.SampleGrid(model, config).draw())
     if hasattr(model, "coarse_sizes") and model.learned_prior:
       images_lib.write_png(os.path.join(out_dir, f"{slug}_figure7.png"), figure7(model, f.data))
     print(f"{name}: done in {seconds:.0f} s", flush=True)

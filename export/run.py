@@ -11,8 +11,8 @@ import os
 
 from absl import flags
 
-from training import cli
-from training.cli import fail
+from export import cli
+from export.cli import fail
 
 USAGE = "python -m export.run --workdir=RUN_DIR [--export_dir=DIR]"
 
@@ -46,9 +46,9 @@ def main(argv):
   # Imported only now: TF, Keras and the zoo take seconds, and bad input fails fast.
   with cli.quiet_stderr():
     from export import saved_model  # pylint: disable=g-import-not-at-top
-    from training import loop  # pylint: disable=g-import-not-at-top
+    from export import trained  # pylint: disable=g-import-not-at-top
   try:
-    _, config, model = loop.restore(workdir)
+    _, config, model = trained.restore(workdir)
   except (FileNotFoundError, ValueError, KeyError) as e:  # e.g. an unknown model name in run.json
     fail(f"cannot restore the run in --workdir={workdir}: {cli.first_line(e)}")
   print(saved_model.export(model, config, export_dir))

@@ -7,7 +7,6 @@ that TF Serving's C++ uses; models with `ancestral` (MCGSM, RIDE) also export
 tracing, warmup replay and checks cost about 5 s per export and 10 s per model).
 """
 import hashlib
-import importlib
 import json
 import os
 import subprocess
@@ -21,8 +20,10 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from export import saved_model
-import zoo
-from zoo import contract
+from tests.conftest import registry_variants
+from tests.conftest import tiny_config
+from tests.conftest import tiny_model
+from training import steps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ABSENT = ("keras", "tf_keras", "tensorflow_probability", "zoo")
@@ -103,26 +104,6 @@ results["inpaint_changed"] = run(changed, mask, inputs["inpaint_seeds_a"])
 """
 
 
-def tiny_config(name="mcgsm", **model_overrides):
-  """Returns model `name`'s "tiny" config: small enough to export in seconds."""
-  config = importlib.import_module(f"configs.{name}").get_config("tiny")
-  config.inpaint = dict(sweeps=2)  # the exported inpaint's options come from the config
-  # What the training loop adds from the data (models that need it read it): the test
-  # images' size, and 3 classes for class-conditional models.
-  config.data.image_shape = (8, 10, 1)
-  config.data.num_classes = 3
-  config.model.update(model_overrides)
-  return config
-
-
-def tiny_model(config, name="mcgsm"):
-  """Returns an untrained model whose data-dependent parts are fitted on random images."""
-  model = zoo.get(name).Model(config)
-  if contract.has(model, contract.INITIALIZE):
-    model.initialize(tf.constant(np.random.RandomState(0).randint(0, 256, [4, 16, 16, 1]), tf.uint8))
-  return model
-
-
 def hash_tree(path):
   """Returns {relative path: sha256} of every file under `path`."""
   hashes = {}
@@ -198,7 +179,7 @@ class ExportContract:
     cls.inputs = {"images": images, "seeds_a": SEEDS_A, "seeds_b": SEEDS_B, "mask": mask,
                   "inpaint_seeds_a": np.array([[1, 2], [3, 4], [5, 6]], np.int64),
                   "inpaint_seeds_b": np.array([[1, 2], [7, 8], [9, 10]], np.int64)}
-    names = getattr(cls.model, "conditional_inputs", ())
+    names = cls.model.conditional_inputs
     if "label" in names:  # rows of seeds (2) and of images (3)
       cls.inputs.update(sample_cond_label=np.array([2, 0], np.int32),
                         images_cond_label=np.array([1, 2, 0], np.int32))
@@ -320,7 +301,7 @@ class ExportContract:
           decode(latents=latents)
 
   def test_bad_conditioning_fails_with_clear_invalid_argument(self):
-    names = getattr(self.model, "conditional_inputs", ())
+    names = self.model.conditional_inputs
     if not names:
       self.skipTest(f"{self.MODEL} {self.OVERRIDES} has no conditioning inputs")
     sample = tf.saved_model.load(self.export_path).signatures["sample"]
@@ -498,14 +479,13 @@ class ExportTest(ExportContract, tf.test.TestCase):
     self.assertEqual(sorted(os.listdir(not_trained)), ["config.json", "run.json"])
 
   def test_cli_exports_a_trained_run(self):
-    from training import loop  # pylint: disable=g-import-not-at-top
     workdir = os.path.join(self.tmp, "run")
     os.makedirs(workdir)
     with open(os.path.join(workdir, "run.json"), "w") as f:
       json.dump({"model": "mcgsm", "data": "deadleaves"}, f)
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(self.config.to_json_best_effort())
-    _, _, checkpoint = loop.build("mcgsm", self.config)
+    _, _, checkpoint = steps.build("mcgsm", self.config)
     tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"), 1).save()
     proc = self.run_cli(f"--workdir={workdir}")
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
@@ -513,21 +493,13 @@ class ExportTest(ExportContract, tf.test.TestCase):
     self.assertEqual(saved_model.forbidden_ops(os.path.join(workdir, "export", "1")), [])
 
 
-# One contract test class per other model of the registry: a new model is checked the
-# day it is added.
-# Models with conditioning inputs are also checked in their conditional variants.
-VARIANTS = {"pixelcnn": {"Class": dict(conditional="class", spatial=True),
-                         "Autoencoder": dict(conditional="autoencoder")},
-            "vae": {"Gaussian": dict(likelihood="gaussian")},  # log_prob dequantises
-            # Batch norm: the export must use (and hold) the moving averages.
-            "msvae": {"Paper": dict(batch_norm=True, downsamples=3, likelihood="gaussian")},
-            "gvae": {"Paper": dict(encoder="paper", penalty_on="prior_and_reconstruction")}}
-for _name in zoo.NAMES:
-  for _variant, _overrides in [("", {}), *VARIANTS.get(_name, {}).items()]:
-    if (_name, _variant) != (ExportTest.MODEL, ""):
-      _class = f"{_name.title()}{_variant}ExportContractTest"
-      globals()[_class] = type(_class, (ExportContract, tf.test.TestCase),
-                               {"MODEL": _name, "OVERRIDES": _overrides})
+# One contract test class per other model of the registry (and its conftest.VARIANTS): a
+# new model is checked the day it is added.
+for _name, _variant, _overrides in registry_variants():
+  if (_name, _variant) != (ExportTest.MODEL, ""):
+    _class = f"{_name.title()}{_variant}ExportContractTest"
+    globals()[_class] = type(_class, (ExportContract, tf.test.TestCase),
+                             {"MODEL": _name, "OVERRIDES": _overrides})
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import tensorflow as tf
 from configs import mcgsm as mcgsm_config
 from export import saved_model
 from training import loop
+from training import rundir
 from zoo import mcgsm
 
 from tests.test_training import ROOT
@@ -131,7 +132,7 @@ class NonFiniteTest(tf.test.TestCase):
 
   def test_stops_naming_the_step_and_keeps_the_last_good_checkpoint(self):
     workdir = os.path.join(self.get_temp_dir(), "nan")
-    with self.assertRaisesRegex(loop.TrainingStopped, r"non-finite loss \(nan\) at step 7;.*ckpt-6"):
+    with self.assertRaisesRegex(rundir.TrainingStopped, r"non-finite loss \(nan\) at step 7;.*ckpt-6"):
       self.train_with_nan_at(7, tiny_config(steps=10, checkpoint_every=2), workdir)
     self.assertEqual(latest_step(workdir), 6)
     self.assertFalse(os.path.exists(os.path.join(workdir, "metrics.json")))
@@ -184,7 +185,7 @@ class CheckpointAndDiskTest(tf.test.TestCase):
       if name.endswith(".index"):
         with open(os.path.join(workdir, "checkpoints", name), "wb") as f:
           f.write(b"garbage")
-    with self.assertRaisesRegex(loop.TrainingStopped, "no checkpoint in .* reads back"):
+    with self.assertRaisesRegex(rundir.TrainingStopped, "no checkpoint in .* reads back"):
       loop.train("mcgsm", "deadleaves", tiny_config(steps=4, checkpoint_every=1), workdir,
                  tf.distribute.get_strategy(), export=False)
 

@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 
 from configs import gvae as gvae_config
 from training import loop
+from training import steps
 from zoo import gvae
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,11 +102,11 @@ class PaperEncoderTest(tf.test.TestCase):
   def test_batch_norm_trains_on_the_batch_and_evaluates_on_checkpointed_averages(self):
     config = tiny_config()
     config.model.update(encoder="paper", penalty_on="prior_and_reconstruction")
-    model, optimizers, checkpoint = loop.build("gvae", config)
+    model, optimizers, checkpoint = steps.build("gvae", config)
     moving = [v for v in model.non_trainable_variables if "moving" in v.path]
     self.assertLen(moving, 6)  # three batch norms' means and variances
     before = [v.numpy() for v in moving]
-    loop.make_train_step(model, optimizers, tf.distribute.get_strategy(), 8)(random_batch())
+    steps.make_train_step(model, optimizers, tf.distribute.get_strategy(), 8)(random_batch())
     self.assertTrue(all(np.abs(v.numpy() - b).max() > 0 for v, b in zip(moving, before)))
     images = random_batch(seed=1)["images"]
     log_prob = model.log_prob(images)
@@ -113,7 +114,7 @@ class PaperEncoderTest(tf.test.TestCase):
     self.assertAllClose(model.log_prob(images[2:3]), log_prob[2:3], rtol=1e-6)
     self.assertAllClose(model.encode(images[5:6])["mean"], model.encode(images)["mean"][5:6], rtol=1e-6)
     path = checkpoint.save(os.path.join(self.get_temp_dir(), "ckpt"))
-    restored, _, again = loop.build("gvae", config)
+    restored, _, again = steps.build("gvae", config)
     again.restore(path).assert_existing_objects_matched()
     self.assertAllEqual(restored.log_prob(images), log_prob)
 
@@ -130,7 +131,7 @@ class TrainingTest(tf.test.TestCase):
 
   def test_each_phase_updates_only_its_network(self):
     config = tiny_config()
-    model, optimizers, _ = loop.build("gvae", config)
+    model, optimizers, _ = steps.build("gvae", config)
     phases = model.training_phases(optimizers, global_batch_size=8)
     self.assertLen(phases, config.model.n_critic + 1)
     batch = random_batch()
@@ -149,12 +150,12 @@ class TrainingTest(tf.test.TestCase):
 
   def test_checkpoint_holds_both_optimizers(self):
     config = tiny_config()
-    model, optimizers, checkpoint = loop.build("gvae", config)
-    step = loop.make_train_step(model, optimizers, tf.distribute.get_strategy(), 8)
+    model, optimizers, checkpoint = steps.build("gvae", config)
+    step = steps.make_train_step(model, optimizers, tf.distribute.get_strategy(), 8)
     for seed in range(2):
       step(random_batch(seed=seed))
     path = checkpoint.save(os.path.join(self.get_temp_dir(), "ckpt"))
-    _, restored, again = loop.build("gvae", config)
+    _, restored, again = steps.build("gvae", config)
     again.restore(path).assert_existing_objects_matched()
     self.assertEqual(int(restored["generator"].iterations.numpy()), 2)
     self.assertEqual(int(restored["critic"].iterations.numpy()), 2 * config.model.n_critic)
@@ -163,9 +164,9 @@ class TrainingTest(tf.test.TestCase):
 
   def test_one_optimizer_for_a_gvae_is_refused(self):
     config = tiny_config()
-    model, optimizers, _ = loop.build("gvae", config)
-    with self.assertRaisesRegex(TypeError, "several networks"):
-      loop.make_train_step(model, optimizers["generator"], tf.distribute.get_strategy(), 8)
+    model, optimizers, _ = steps.build("gvae", config)
+    with self.assertRaisesRegex(TypeError, "dict of optimizers"):
+      steps.make_train_step(model, optimizers["generator"], tf.distribute.get_strategy(), 8)
 
   def test_cli_trains_evaluates_and_exports(self):
     workdir = os.path.join(self.get_temp_dir(), "run")

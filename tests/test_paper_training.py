@@ -7,8 +7,11 @@ import tensorflow as tf
 
 from configs import mcgsm as mcgsm_config
 from configs import ride as ride_config
+from training import batches
 from training import data
+from training import evaluation
 from training import loop
+from training import steps
 from zoo import mcgsm
 
 
@@ -26,7 +29,7 @@ class StageLearningRateTest(tf.test.TestCase):
     c = tiny_config()
     c.train.update(steps=100, stages="all:8:0.5, all:10:0.3, all:12:0.2",
                    stage_learning_rates="1, 0.5, 0.1")
-    rate = loop.schedule(c)
+    rate = steps.schedule(c)
     self.assertAllClose([float(rate(s)) for s in (0, 49, 50, 79, 80, 99)],
                         [1.0, 1.0, 0.5, 0.5, 0.1, 0.1])
 
@@ -35,23 +38,23 @@ class StageLearningRateTest(tf.test.TestCase):
     c.train.update(stages="all:8:0.5, all:10:0.5", stage_learning_rates="1, 0.5, 0.1")
     with self.assertRaisesRegex(ValueError, r"^config.train.stage_learning_rates='1, 0.5, 0.1': "
                                             r"give 2 positive numbers, one per stage"):
-      loop.schedule(c)
+      steps.schedule(c)
 
   def test_paper_preset_follows_the_authors_schedule(self):
     c = ride_config.get_config("paper")
-    plan = loop.stages(c)
+    plan = steps.stages(c)
     self.assertEqual([stage["patch_size"] for stage in plan], [8, 10, 12, 14, 16, 18, 20, 22])
     self.assertEqual({stage["part"] for stage in plan}, {"all"})  # no MCGSM-only stage
     pixels = [(s["end"] - s["begin"]) * s["patch_size"] ** 2 for s in plan]
     self.assertLess(max(pixels) / min(pixels), 1.01)  # one "pass" of equal size per stage
-    rate = loop.schedule(c)
+    rate = steps.schedule(c)
     self.assertAllClose([float(rate(s["begin"])) for s in plan],
                         [1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001, 0.0005])
     self.assertEqual((c.train.optimizer, c.train.batch_size, c.train.lbfgs_iterations),
                      ("sgd", 50, 500))
     self.assertEqual(c.model.mcgsm_input, "hidden")
     textures = ride_config.get_config("paper,textures")
-    self.assertEqual([s["patch_size"] for s in loop.stages(textures)], [20, 24, 28, 32, 36, 40])
+    self.assertEqual([s["patch_size"] for s in steps.stages(textures)], [20, 24, 28, 32, 36, 40])
     self.assertEqual(textures.data.texture, "brick")
 
 
@@ -61,10 +64,10 @@ class EnsembleEvaluationTest(tf.test.TestCase):
     data_dir = os.path.join(self.get_temp_dir(), "tfds")
     config = tiny_config()
     config.eval.update(ensemble=2, max_patches=4, batch_size=2)
-    model, _, _ = loop.build("mcgsm", config)
+    model, _, _ = steps.build("mcgsm", config)
     model.initialize(next(iter(data.train_batches("photos", patch_size=8, global_batch_size=16,
                                                   seed=0, data_dir=data_dir))))
-    metrics = loop.evaluate(model, mcgsm, config, "photos", data_dir)
+    metrics = evaluation.evaluate(model, config, batches.Source("photos", data_dir), mcgsm.METRIC)
     single, ensemble = metrics["bit_per_px_rate_central"], metrics["bit_per_px_rate_ensemble2_central"]
     self.assertNotEqual(single, metrics["bit_per_px_rate"])  # other pixels than the main metric
     # A mixture of K members is at least its first member less log K: per central pixel
@@ -79,7 +82,7 @@ class EarlyStoppingTest(tf.test.TestCase):
     data_dir = os.path.join(self.get_temp_dir(), "tfds")
     workdir = os.path.join(self.get_temp_dir(), "run")
     config = tiny_config()
-    model, _, checkpoint = loop.build("mcgsm", config)
+    model, _, checkpoint = steps.build("mcgsm", config)
     model.initialize(next(iter(data.train_batches("photos", patch_size=8, global_batch_size=16,
                                                   seed=0, data_dir=data_dir))))
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"), 2)
@@ -89,7 +92,7 @@ class EarlyStoppingTest(tf.test.TestCase):
                      for v, w in zip(model.trainable_variables, good)]
 
     spoil()  # the run starts worse than the good weights
-    stopper = loop._EarlyStopping(model, mcgsm, config, "photos", data_dir, workdir)  # pylint: disable=protected-access
+    stopper = evaluation.EarlyStopping(model, config, batches.Source("photos", data_dir), mcgsm.METRIC, workdir)
     stopper.start()
     first = stopper.state["best"]
     for v, w in zip(model.trainable_variables, good):
@@ -111,7 +114,7 @@ class EarlyStoppingTest(tf.test.TestCase):
     for v, w in zip(model.trainable_variables, good):
       self.assertAllEqual(v, w)
     # A resumed run reads the decision back.
-    again = loop._EarlyStopping(model, mcgsm, config, "photos", data_dir, workdir)  # pylint: disable=protected-access
+    again = evaluation.EarlyStopping(model, config, batches.Source("photos", data_dir), mcgsm.METRIC, workdir)
     self.assertTrue(again.stopped)
 
   def test_early_stopping_without_a_validation_split_is_one_line_before_writing(self):

@@ -14,6 +14,8 @@ import tensorflow_datasets as tfds
 
 from configs import mcgsm as mcgsm_config
 from training import loop
+from training import steps
+from zoo import contract
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Tiny model, tiny run: the CLI tests measure behaviour, not quality.
@@ -56,52 +58,23 @@ class StrategyTest(tf.test.TestCase):
       StrategyTest.mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     results = {}
     for name, strategy in (("default", tf.distribute.get_strategy()), ("mirrored", self.mirrored)):
-      model, optimizers, _ = loop.build(model_name, config, strategy)
-      if hasattr(model, "initialize"):
+      model, optimizers, _ = steps.build(model_name, config, strategy)
+      if contract.has(model, contract.INITIALIZE):
         model.initialize(batches[0]["images"])
-      step = loop.make_train_step(model, optimizers, strategy, global_batch_size=8)
+      step = steps.make_train_step(model, optimizers, strategy, global_batch_size=8)
       ds = tf.data.Dataset.from_tensor_slices({k: tf.stack([b[k] for b in batches]) for k in batches[0]})
       losses = [float(step(batch)) for batch in strategy.experimental_distribute_dataset(ds)]
       results[name] = (losses, [v.numpy() for v in model.trainable_variables], strategy, model)
     self.assertEqual(results["mirrored"][2].num_replicas_in_sync, 2)
     self.assertAllClose(results["default"][0], results["mirrored"][0], rtol=1e-5)
     tf.keras.utils.set_random_seed(0)
-    initial = loop.build(model_name, config)[0].trainable_variables
+    initial = steps.build(model_name, config)[0].trainable_variables
     for a, b in zip(results["default"][1], results["mirrored"][1]):
       self.assertAllClose(a, b, rtol=1e-4, atol=1e-6)
     # The step moved the parameters, so the comparison above is not vacuous.
     self.assertTrue(any(np.abs(a - v0.numpy()).max() > 1e-4
                         for v0, a in zip(initial, results["default"][1])))
     return {name: result[3] for name, result in results.items()}  # the two trained models
-
-  def test_two_replicas_match_one_replica(self):
-    rng = np.random.default_rng(0)
-    batches = [{"images": tf.constant(rng.integers(0, 256, [8, 8, 8, 1]), tf.uint8),
-                "seeds": tf.constant(rng.integers(0, 2**40, [8, 2]), tf.int64)} for _ in range(2)]
-    self.check_two_replicas_match_one("mcgsm", tiny_config(), batches)
-
-  def test_two_replicas_match_one_replica_with_labels(self):
-    config = importlib.import_module("configs.pixelcnn").get_config("tiny")
-    config.data.image_shape, config.data.num_classes = (6, 6, 3), 4
-    config.model.conditional = "class"
-    rng = np.random.default_rng(0)
-    batches = [{"images": tf.constant(rng.integers(0, 256, [8, 6, 6, 3]), tf.uint8),
-                "seeds": tf.constant(rng.integers(0, 2**40, [8, 2]), tf.int64),
-                "label": tf.constant(rng.integers(0, 4, [8]), tf.int32)} for _ in range(2)]
-    self.check_two_replicas_match_one("pixelcnn", config, batches)
-
-
-  def test_two_replicas_match_one_replica_for_a_vae_and_a_gvae(self):
-    # The GVAE: two optimizers, n_critic + 1 updates per step, a per-example gradient penalty.
-    rng = np.random.default_rng(0)
-    batches = [{"images": tf.constant(rng.integers(0, 256, [8, 8, 8, 1]), tf.uint8),
-                "seeds": tf.constant(rng.integers(0, 2**40, [8, 2]), tf.int64)} for _ in range(2)]
-    for name in ("vae", "gvae"):
-      with self.subTest(model=name):
-        config = importlib.import_module(f"configs.{name}").get_config("tiny")
-        config.data.image_shape = (8, 8, 1)
-        self.check_two_replicas_match_one(name, config, batches)
-
 
   def test_two_replicas_match_one_replica_with_batch_norm(self):
     # Batch norm's statistics are the global batch's (synchronised), so the split does not
@@ -153,7 +126,7 @@ class CommandTest(tf.test.TestCase):
     self.assertTrue(np.isfinite(metrics["bit_per_px_rate"]))
     with open(os.path.join(workdir, "config.json")) as f:
       config = ml_collections.ConfigDict(json.load(f))
-    _, optimizers, checkpoint = loop.build("mcgsm", config)
+    _, optimizers, checkpoint = steps.build("mcgsm", config)
     checkpoint.restore(tf.train.latest_checkpoint(ckpt_dir)).assert_existing_objects_matched()
     self.assertEqual(int(optimizers["model"].iterations.numpy()), 40)  # the optimizer state was resumed
     self.assertTrue(os.path.exists(os.path.join(workdir, "samples.png")))

@@ -9,7 +9,7 @@ import tensorflow_probability as tfp
 
 from configs import msvae as msvae_config
 from configs import vae as vae_config
-from training import loop
+from training import steps
 from zoo import distributions
 from zoo import msvae
 from zoo import vae
@@ -192,11 +192,11 @@ class MultiStageVaeTest(tf.test.TestCase):
     config = msvae_config.get_config("tiny")
     config.data.image_shape = (8, 8, 1)
     config.model.batch_norm = True
-    model, optimizers, checkpoint = loop.build("msvae", config)
+    model, optimizers, checkpoint = steps.build("msvae", config)
     moving = [v for v in model.non_trainable_variables if "moving" in v.path]
     self.assertLen(moving, 2)  # one block: its mean and variance
     before = [v.numpy() for v in moving]
-    loop.make_train_step(model, optimizers, tf.distribute.get_strategy(), 4)(
+    steps.make_train_step(model, optimizers, tf.distribute.get_strategy(), 4)(
         {"images": random_images((8, 8, 1)), "seeds": seed_rows(4)})
     self.assertTrue(all(np.abs(v.numpy() - b).max() > 0 for v, b in zip(moving, before)))
     # Evaluation uses the moving averages: deterministic, and a row's value is its own.
@@ -207,6 +207,6 @@ class MultiStageVaeTest(tf.test.TestCase):
     self.assertAllClose(model.log_prob(tf.concat([images[2:3], images[:1]], 0))[0], log_prob[2], rtol=1e-6)
     # ... which the checkpoint holds.
     path = checkpoint.save(os.path.join(self.get_temp_dir(), "ckpt"))
-    restored, _, again = loop.build("msvae", config)
+    restored, _, again = steps.build("msvae", config)
     again.restore(path).assert_existing_objects_matched()
     self.assertAllEqual(restored.log_prob(images), log_prob)

@@ -1,8 +1,11 @@
-"""Image grids and PNG files for sample summaries."""
+"""Sample grids: image grids, PNG files, and the grid of samples a run draws."""
 import math
 
 import numpy as np
 import tensorflow as tf
+
+from training import batches as batches_lib
+from zoo import contract
 
 
 def grid(images, pad=1, columns=None):
@@ -21,3 +24,41 @@ def grid(images, pad=1, columns=None):
 def write_png(path, image):
   """Writes uint8 [H, W, C] to `path` as PNG."""
   tf.io.write_file(path, tf.io.encode_png(image))
+
+
+def sample_conditioning(model, config, source=None):
+  """Returns the conditioning of config.sample.num samples: {} for an unconditional model,
+  label k % num_classes for sample k of a class-conditional one, and for an auto-encoder
+  the codes of the first test images of `source` (a batches.Source)."""
+  names, num = contract.conditioning(model), config.sample.num
+  if contract.LABEL in names:
+    return {contract.LABEL: tf.range(num, dtype=tf.int32) % model.num_classes}
+  if contract.CODE in names:
+    if source is None:
+      raise ValueError("an auto-encoder's samples need test images to encode: pass a source")
+    (images,) = next(iter(batches_lib.eval_dataset(config, source).batch(num)))
+    reps = -(-num // int(images.shape[0]))
+    return {contract.CODE: tf.repeat(model.encode(images), reps, axis=0)[:num]}
+  return {}
+
+
+class SampleGrid:
+  """A run's grid of config.sample.num samples, sample k drawn with the seed
+  (config.sample.seed, k), so every grid of a run shows the same seeds; the sampler is
+  traced once. `cond`: `sample_conditioning`'s dict (labels or codes), if any."""
+
+  def __init__(self, model, config, cond=None):
+    self.sampler = tf.function(model.sample)
+    self.cond = cond or {}
+    num = config.sample.num
+    self.seeds = tf.cast(tf.stack([tf.fill([num], config.sample.seed), tf.range(num)], axis=1),
+                         tf.int64)
+
+  def draw(self):
+    """Returns uint8 [H', W', C]: the samples in a grid."""
+    return grid(self.sampler(self.seeds, **self.cond).numpy())
+
+  def summarize(self, writer, step):
+    """Draws the grid and writes it to TensorBoard as `samples` at `step`."""
+    with writer.as_default():
+      tf.summary.image("samples", self.draw()[None], step=step)

@@ -15,8 +15,8 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from training import cli
-from training.cli import fail
+from export import cli
+from export.cli import fail
 import zoo
 
 STRATEGIES = ("auto", "multi_worker", "default")
@@ -88,7 +88,7 @@ def main(argv):
   workdir = f.workdir or os.path.join("runs", f"{f.model}-{f.data.replace(':', '_')}")
   cli.check_writable_dir(workdir, "workdir")
   from training import data as data_lib  # pylint: disable=g-import-not-at-top
-  from training import loop  # pylint: disable=g-import-not-at-top  (imports TF: keep --help fast)
+  from training import loop, rundir, steps  # pylint: disable=g-import-not-at-top  (TF: keep --help fast)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # Device start-up notices (cuInit) would bury a one-line config error. The strategy is
   # made first: MultiWorkerMirroredStrategy must configure collectives before any device
@@ -101,9 +101,9 @@ def main(argv):
   try:
     metrics = loop.train(f.model, f.data, f.config, workdir, strategy,
                          data_dir=f.data_dir, export=f.export)
-  except (loop.ConfigError, data_lib.DataError) as e:
+  except (steps.ConfigError, data_lib.DataError) as e:
     fail(str(e))
-  except loop.TrainingStopped as e:
+  except rundir.TrainingStopped as e:
     print(f"error: {e}" if e.exit_code != 143 else str(e), file=sys.stderr)
     return e.exit_code
   module = zoo.get(f.model)

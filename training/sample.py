@@ -4,13 +4,12 @@ r"""Draws a grid of samples from a trained run.
 
 Row k of the grid uses the seed (seed, k), so the same command draws the same grid.
 """
-import json
 import os
 
 from absl import flags
 
-from training import cli
-from training.cli import fail
+from export import cli
+from export.cli import fail
 
 flags.DEFINE_string("workdir", None, "a trained run's directory", required=True)
 flags.DEFINE_integer("num", 64, "number of samples", lower_bound=1)
@@ -27,16 +26,17 @@ def main(argv):
   if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
     fail(f"cannot write --out={f.out}: {out_dir} is not a writable directory")
   with cli.quiet_stderr():
-    from training import images, loop  # pylint: disable=g-import-not-at-top
+    from export import trained  # pylint: disable=g-import-not-at-top
+    from training import batches, images  # pylint: disable=g-import-not-at-top
   try:
-    _, config, model = loop.restore(f.workdir)
+    _, config, model = trained.restore(f.workdir)
+    _, data_name, _ = trained.read_run(f.workdir)
   except FileNotFoundError as e:
     fail(str(e))
   config.sample.update(num=f.num, seed=f.seed)
-  with open(os.path.join(f.workdir, "run.json")) as run_file:
-    data_name = json.load(run_file)["data"]
-  cond = loop.sample_conditioning(model, config, data_name)  # labels or codes, if conditional
-  images.write_png(f.out, loop.sample_grid(model, config, cond=cond))
+  # Labels or codes, if the model is conditional (an auto-encoder encodes test images).
+  cond = images.sample_conditioning(model, config, batches.Source(data_name))
+  images.write_png(f.out, images.SampleGrid(model, config, cond).draw())
   print(f"wrote {f.num} samples to {f.out}")
 
 

@@ -1,4 +1,6 @@
-"""What the command-line entry points share: one-line usage errors and quiet start-up."""
+"""What the command-line entry points share (`training.run`, `training.sample`, `export.run`):
+one-line usage errors and quiet start-up. It lives in `export/`, the lower of the two
+packages (zoo <- export <- training), so both can use it."""
 import contextlib
 import os
 import sys
