@@ -26,6 +26,7 @@ from benchmarks.common import matmul_gflops
 from configs import ride as ride_config
 from zoo import layers
 from zoo import ride
+from zoo import slstm as slstm_lib
 
 flags.DEFINE_integer("repeats", 3, "timing repeats; the best is reported")
 flags.DEFINE_integer("batch", 50, "batch size of the training-step comparison")
@@ -65,7 +66,7 @@ def slstm_flops(b, h, w, u):
 def training_steps(repeats, batch, units):
   peak = matmul_gflops()
   print(f"fp32 matmul 1024^2: {peak:.1f} GFLOP/s")
-  slstm = layers.SpatialLSTM(units, seed=0)
+  slstm = slstm_lib.SpatialLSTM(units, seed=0)
   slstm.build((None, None, None, FEATURES))
   for size in (22, 32):
     x = tf.random.normal([batch, size, size, FEATURES], seed=1)

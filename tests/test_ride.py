@@ -6,6 +6,7 @@ from configs import ride as ride_config
 from zoo import layers
 from zoo import mcgsm
 from zoo import ride
+from zoo import slstm as slstm_lib
 
 
 def tiny_config(num_layers=1, extended=False, mcgsm_input="both"):
@@ -47,17 +48,17 @@ class SpatialLSTMTest(tf.test.TestCase):
 
   def test_skew_and_unskew_are_inverse(self):
     grid = tf.random.normal([2, 4, 7, 3])
-    skewed = layers.skew(grid)
+    skewed = slstm_lib.skew(grid)
     self.assertEqual(skewed.shape, (2, 4, 10, 3))
     self.assertAllEqual(skewed[:, 2, 2 + 5], grid[:, 2, 5])  # cell (i, j) at column i + j
-    self.assertAllEqual(layers.unskew(skewed, 7), grid)
+    self.assertAllEqual(slstm_lib.unskew(skewed, 7), grid)
 
   def test_wavefront_equals_cell_by_cell_reference(self):
     # Both wavefronts: the while_loop (eager, or sizes known only at run time) and the
     # unrolled one (static sizes in a graph, as in training).
     for extended, path in [(e, p) for e in (False, True) for p in ("loop", "unrolled")]:
       with self.subTest(extended=extended, path=path):
-        slstm = layers.SpatialLSTM(4, extended=extended, seed=3)
+        slstm = slstm_lib.SpatialLSTM(4, extended=extended, seed=3)
         slstm.build((None, None, None, 3))
         slstm.bias.assign(tf.random.normal([20], seed=1))
         x = tf.random.normal([2, 5, 6, 3], seed=2)

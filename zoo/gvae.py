@@ -86,12 +86,12 @@ Train: python -m training.run --model=gvae --data=digits
        python -m training.run --model=gvae --data=mnist5k --config=configs/gvae.py:paper
 """
 import keras
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from zoo import contract
 from zoo import layers
+from zoo import units
 from zoo import vae
 
 tfd = tfp.distributions
@@ -115,15 +115,14 @@ class ResidualBlock(keras.layers.Layer):
   def __init__(self, channels, activation, seeds, **kwargs):
     super().__init__(**kwargs)
     self.channels, self.activation = channels, activation
-    glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
     # The biases are added by hand (and the critic's LeakyReLU is a maximum): grappler's
     # remapper fails, logging an error, when it fuses Conv2D + BiasAdd with the residual
     # Add or a LeakyRelu whose gradient (the gradient penalty's) needs the unfused value.
     self.conv1 = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False,
-                                     kernel_initializer=glorot())
+                                     kernel_initializer=seeds.glorot())
     self.conv2 = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False,
-                                     kernel_initializer=glorot())
-    self.shortcut_seed = next(seeds)
+                                     kernel_initializer=seeds.glorot())
+    self.shortcut_seed = seeds.next()
 
   def build(self, input_shape):
     self.conv1.build(input_shape)
@@ -146,14 +145,14 @@ def paper_encoder(hidden, out_size, seeds, name="encoder"):
   four 3x3 stride-2 convs, batch norm + LeakyReLU(0.2) after the first three, the last
   one linear to `out_size` channels, averaged over its positions. Call it with
   training=True in the training losses (batch statistics)."""
-  glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
   stack = []
   for k in range(3):  # the bias is batch norm's beta
     stack += [keras.layers.Conv2D(hidden * 2 ** k, 3, strides=2, padding="same", use_bias=False,
-                                  kernel_initializer=glorot()),
+                                  kernel_initializer=seeds.glorot()),
               keras.layers.BatchNormalization(synchronized=True),  # the global batch's statistics
               keras.layers.LeakyReLU(0.2)]
-  stack += [keras.layers.Conv2D(out_size, 3, strides=2, padding="same", kernel_initializer=glorot()),
+  stack += [keras.layers.Conv2D(out_size, 3, strides=2, padding="same",
+                                kernel_initializer=seeds.glorot()),
             keras.layers.GlobalAveragePooling2D()]  # [B, out_size]
   return keras.Sequential(stack, name=name)
 
@@ -161,11 +160,10 @@ def paper_encoder(hidden, out_size, seeds, name="encoder"):
 def resnet_generator(hidden, upsamples, image_shape, seeds, name="generator"):
   """Returns a Keras Sequential: latents [B, D] -> images [B, H, W, C] in [-1, 1] (Table 1)."""
   height, width, channels = image_shape
-  glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
   step = 2 ** upsamples
   h0, w0 = -(-height // step), -(-width // step)
   top = hidden * 2 ** upsamples
-  stack = [keras.layers.Dense(h0 * w0 * top, kernel_initializer=glorot()),
+  stack = [keras.layers.Dense(h0 * w0 * top, kernel_initializer=seeds.glorot()),
            keras.layers.Reshape((h0, w0, top))]
   for k in reversed(range(upsamples + 1)):  # channels hidden * 2^k at the k-th finest scale
     stack += [ResidualBlock(hidden * 2 ** k, tf.nn.relu, seeds) for _ in range(2)]
@@ -173,7 +171,7 @@ def resnet_generator(hidden, upsamples, image_shape, seeds, name="generator"):
       stack.append(keras.layers.UpSampling2D(2))
   stack += [keras.layers.Activation("relu"),
             keras.layers.Conv2D(channels, 3, padding="same", activation="tanh",
-                                kernel_initializer=glorot()),
+                                kernel_initializer=seeds.glorot()),
             keras.layers.Cropping2D(((0, h0 * step - height), (0, w0 * step - width)))]
   return keras.Sequential(stack, name=name)
 
@@ -181,16 +179,15 @@ def resnet_generator(hidden, upsamples, image_shape, seeds, name="generator"):
 def resnet_critic(hidden, seeds, name="critic"):
   """Returns a Keras Sequential: images [B, H, W, C] in [-1, 1] -> scores [B, 1] (Table 2,
   no normalisation layers)."""
-  glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
   leaky = lambda x: tf.maximum(x, 0.2 * x)  # LeakyReLU(0.2), not its op: see ResidualBlock
   return keras.Sequential(
-      [keras.layers.Conv2D(hidden, 3, padding="same", kernel_initializer=glorot()),
+      [keras.layers.Conv2D(hidden, 3, padding="same", kernel_initializer=seeds.glorot()),
        ResidualBlock(hidden, leaky, seeds), ResidualBlock(2 * hidden, leaky, seeds),
        keras.layers.AveragePooling2D(2, padding="same"),
        ResidualBlock(2 * hidden, leaky, seeds), ResidualBlock(4 * hidden, leaky, seeds),
        keras.layers.AveragePooling2D(2, padding="same"),
        keras.layers.Activation(leaky), keras.layers.Flatten(),
-       keras.layers.Dense(1, kernel_initializer=glorot())], name=name)
+       keras.layers.Dense(1, kernel_initializer=seeds.glorot())], name=name)
 
 
 def interpolation_weights(seeds):
@@ -225,21 +222,23 @@ def gradient_penalty(critic, real, fake, alpha):
   return tf.square(norm - 1.0)
 
 
-class Model(vae.Model):
+class Model(keras.Model):
   """GVAE as a Keras model; see the module docstring.
 
   On top of the VAE's API (`encode`, `decode`, `reconstruct`, `sample`, `log_prob`,
   `eval_terms`, `eval_extras`, `train_loss` for the encoder + generator): `critic_loss`,
   `make_optimizers` and `training_phases`, which the training loop runs instead of its
-  one-optimizer step.
+  one-optimizer step. The image set-up and likelihood (`pixels`) and the generic methods
+  are the VAE family's (`zoo.vae`).
   """
 
+  conditional_inputs = ()
   capabilities = vae.Model.capabilities | {contract.PARTS, contract.PHASES}
 
-  def __init__(self, config, **kwargs):  # pylint: disable=super-init-not-called
-    keras.Model.__init__(self, **kwargs)  # the VAE's networks are replaced, not built
+  def __init__(self, config, **kwargs):
+    super().__init__(**kwargs)
     mc = config.model
-    self._set_up_images(config)
+    vae.add_pixels(self, config)
     self.latent_size, self.kl_weight = int(mc.latent_size), float(mc.kl_weight)
     self.adversarial_weight, self.penalty_weight = float(mc.adversarial_weight), float(mc.penalty_weight)
     self.n_critic = int(mc.n_critic)
@@ -256,7 +255,7 @@ class Model(vae.Model):
       raise ValueError(f"config.model.n_critic={self.n_critic} must be at least 1")
     if mc.upsamples < 0:
       raise ValueError(f"config.model.upsamples={mc.upsamples} must be at least 0")
-    seeds = iter(range(1000 * mc.seed, 1000 * mc.seed + 1000))
+    seeds = layers.Seeds.of_model(mc.seed)
     if self.encoder_kind == "paper":
       self.encoder = paper_encoder(mc.hidden, 2 * self.latent_size, seeds)
     else:
@@ -269,14 +268,26 @@ class Model(vae.Model):
 
   # -- the networks -----------------------------------------------------------------------
 
+  def posterior(self, images, training=False):
+    """Returns q(z | x): a tfd.MultivariateNormalDiag with batch [B], event [latent_size];
+    `training` (the training losses only) puts the "paper" encoder's batch norm on the
+    batch's statistics (`vae.encoder_posterior`)."""
+    return vae.encoder_posterior(self.encoder, self.pixels, images, training)
+
+  def prior(self):
+    """Returns p(z) = N(0, I) over [latent_size]."""
+    return vae.standard_normal(self.latent_size)
+
   def decoder_mean(self, z):
     """Returns float32 [B, H, W, C]: the generator's image on the [0, 1] scale."""
     return (self.generator(z) + 1.0) / 2.0
 
+  output_mean = decoder_mean  # samples and reconstructions show the likelihood's mean
+
   def real(self, images, seeds):
     """Returns float32 [B, H, W, C]: images dequantised (the Gaussian likelihood's noise)
     and put on the critic's [-1, 1] scale."""
-    return 2.0 * self.dequantised(images, seeds) - 1.0
+    return 2.0 * self.pixels.dequantised(images, seeds) - 1.0
 
   def score(self, x):
     """Returns float32 [B]: the critic's scores of images on [-1, 1]."""
@@ -301,7 +312,7 @@ class Model(vae.Model):
     row's seed, z_p ~ N(0, I) from its stream 1. For the training losses only: the
     encoder's batch norm (if any) uses the batch's statistics."""
     q = self.posterior(images, training=True)
-    z = tf.concat([self._posterior_sample(q, seeds),
+    z = tf.concat([vae.posterior_sample(q, seeds, self.latent_size),
                    layers.per_example_normal(_stream(seeds, 1), [self.latent_size])], 0)
     fake_q, fake_p = tf.split(self.generator(z), 2, axis=0)
     return q, fake_q, fake_p
@@ -319,12 +330,13 @@ class Model(vae.Model):
   def train_loss(self, images, seeds):
     """Returns (per-example L_G [B], terms): the encoder + generator loss."""
     q, fake_q, fake_p = self._fakes(images, seeds)
-    reconstruction = self.likelihood_of((fake_q + 1.0) / 2.0).log_prob(self._observed(images, seeds))
+    reconstruction = self.pixels.distribution((fake_q + 1.0) / 2.0).log_prob(
+        self.pixels.observed(images, seeds))
     kl = tfd.kl_divergence(q, self.prior())
     s_q, s_p = tf.split(self.score(tf.concat([fake_q, fake_p], 0)), 2)
     adversarial = -0.5 * (s_q + s_p)
-    dims = float(np.prod(images.shape[1:]))
-    loss = (self.kl_weight * kl - reconstruction) / dims + self.adversarial_weight * adversarial
+    loss = ((self.kl_weight * kl - reconstruction) / units.dims_per_image(images)
+            + self.adversarial_weight * adversarial)
     return loss, {"kl": kl, "reconstruction": reconstruction, "adversarial": adversarial}
 
   # -- training with two optimizers (run by training.loop under any strategy) -------------
@@ -354,11 +366,48 @@ class Model(vae.Model):
     return ([update("critic", critic_loss(k)) for k in range(self.n_critic)]
             + [update("generator", self.train_loss)])
 
-  # -- evaluation -------------------------------------------------------------------------
+  # -- the VAE's model API ------------------------------------------------------------------
+
+  def encode(self, images):
+    """Returns {"mean", "stddev"}: float32 [B, latent_size] each, of q(z | x)."""
+    return vae.posterior_moments(self, images)
+
+  def decode(self, latents):
+    """Returns uint8 [B, H, W, C]: the generator's image for latents [B, latent_size]."""
+    return vae.decoded_images(self, latents)
+
+  def reconstruct(self, images, seeds):
+    """Returns uint8 [B, H, W, C]: decode(z), z drawn from q(z | x) with row b's seed."""
+    return vae.reconstructed_images(self, images, seeds)
+
+  def sample(self, seeds):
+    """Returns uint8 [B, H, W, C]: decode(z), z ~ N(0, I) from each row's own seed."""
+    return vae.prior_samples(self, seeds)
+
+  def elbo_terms(self, images, seeds):
+    """Returns (E_q log p(x | z) [B], KL(q || p) [B]) in nats (`vae.one_sample_elbo_terms`)."""
+    return vae.one_sample_elbo_terms(self, images, seeds)
+
+  def importance_weighted(self, images, seeds, samples):
+    """Returns float32 [B]: the importance-weighted bound with `samples` draws, nats."""
+    return vae.iw_bound(self, images, seeds, samples)
+
+  def log_prob(self, images):
+    """Returns float32 [B]: the ELBO of each image in nats, one sample with fixed seeds."""
+    return vae.fixed_seed_elbo(self, images)
+
+  def call(self, images):
+    return self.log_prob(images)
+
+  def eval_terms(self, images, seeds):
+    """Returns (ELBO [B] nats, dimensions [B]); for the Gaussian likelihood the ELBO of
+    the discrete image it bounds."""
+    return vae.discrete_elbo_terms(self, images, seeds)
 
   def eval_extras(self, images, seeds):
-    """Returns the VAE's per-image metrics plus `table5_extras`."""
-    return {**super().eval_extras(images, seeds), **table5_extras(self, images, seeds, self.iw_samples)}
+    """Returns the VAE's per-image metrics (`vae.posterior_mean_metrics`) plus `table5_extras`."""
+    return {**vae.posterior_mean_metrics(self, images),
+            **table5_extras(self, images, seeds, self.iw_samples)}
 
 
 def table5_extras(model, images, seeds, iw_samples):
@@ -367,9 +416,8 @@ def table5_extras(model, images, seeds, iw_samples):
   importance-weighted bound (Burda et al.) on the discrete image's bits/dim."""
   extras = {"kl": model.elbo_terms(images, seeds)[1]}
   if iw_samples:
-    dims = float(np.prod(images.shape[1:]))
-    log_p = model.importance_weighted(images, seeds, iw_samples)
-    if model.continuous:  # the density on [0, 1)^D bounds the discrete image's log p
-      log_p -= dims * np.log(model.levels)
-    extras["iw_bits_per_dim"] = -log_p / (dims * np.log(2.0))
+    dims = units.dims_per_image(images)
+    log_p = units.discrete_log_prob(model.importance_weighted(images, seeds, iw_samples), dims,
+                                    model.levels, model.continuous)
+    extras["iw_bits_per_dim"] = units.bits_per_dim(log_p, dims)
   return extras

@@ -76,6 +76,7 @@ import tensorflow_probability as tfp
 from zoo import contract
 from zoo import distributions
 from zoo import layers
+from zoo import units
 from zoo import vae
 
 tfd = tfp.distributions
@@ -149,18 +150,20 @@ def per_level(spec, levels, field, cast=float, minimum=0):
   return values
 
 
-class Model(vae.Model):
+class Model(keras.Model):
   """LapCVAE; see the module docstring. The VAE's model API (`encode` returns every
   level's posterior, concatenated coarse to fine: [B, latent_size = sum of latent_sizes]),
   plus `pyramid_terms`, `sample_from_coarse` and `coarse_sizes`; `latent_sizes` and
-  `kl_weights` are lists indexed by level k (finest first)."""
+  `kl_weights` are lists indexed by level k (finest first). The image set-up and
+  likelihood (`pixels`) and the generic methods are the VAE family's (`zoo.vae`)."""
 
+  conditional_inputs = ()
   capabilities = vae.Model.capabilities | {contract.COARSE, contract.PARTS}
 
   def __init__(self, config, **kwargs):
-    keras.Model.__init__(self, **kwargs)  # the levels replace the VAE's one encoder/decoder
+    super().__init__(**kwargs)
     mc = config.model
-    self._set_up_images(config)
+    vae.add_pixels(self, config)
     self.k = int(mc.levels_k)
     if self.k < 2:
       raise ValueError(f"config.model.levels_k={self.k}: a pyramid needs at least 2 levels")
@@ -175,7 +178,7 @@ class Model(vae.Model):
     if self.height % step or self.width % step:
       raise ValueError(f"config.model.levels_k={self.k} needs image sides that are multiples of "
                        f"{step}; these are {self.height}x{self.width}")
-    seeds = iter(range(1000 * mc.seed, 1000 * mc.seed + 1000))
+    seeds = layers.Seeds.of_model(mc.seed)
     self.encoders, self.decoders, self.priors = [], [], []
     for k in range(self.k):
       size = (self.height >> k, self.width >> k, self.channels)
@@ -189,10 +192,8 @@ class Model(vae.Model):
       self.decoders.append(decoder)
       if k < self.k - 1 and self.learned_prior:  # M_k = (R_k, S_k): width n_{k+1} -> n_k
         mlp = lambda name: keras.Sequential([
-            keras.layers.Dense(mc.prior_hidden, activation="relu",
-                               kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds))),
-            keras.layers.Dense(self.latent_sizes[k],
-                               kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)))],
+            keras.layers.Dense(mc.prior_hidden, activation="relu", kernel_initializer=seeds.glorot()),
+            keras.layers.Dense(self.latent_sizes[k], kernel_initializer=seeds.glorot())],
             name=name)
         r, s = mlp(f"R{k}"), mlp(f"S{k}")
         r.build((None, self.latent_sizes[k + 1]))
@@ -210,7 +211,7 @@ class Model(vae.Model):
     """Returns p(z_k): N(0, I) at the coarsest level, without M, or before any coarser
     posterior is known; else eq. 13 from the coarser level's re-encoding."""
     if k == self.k - 1 or not self.learned_prior:
-      return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_sizes[k]]))
+      return vae.standard_normal(self.latent_sizes[k])
     r, s = self.priors[k]
     mu, sigma = (tf.stop_gradient(t) for t in (coarser_posterior.mean(), coarser_posterior.stddev()))
     return distributions.pyramid_prior(r(mu), s(sigma))
@@ -236,8 +237,7 @@ class Model(vae.Model):
     """
     top = 0 if top is None else top
     # Static sizes: the pyramid's filters need the channel count (an export's input has none).
-    x = tf.ensure_shape(self.scale(images), [None, self.height, self.width, self.channels])
-    h, posteriors = self.encode_pyramid(x, top=top)
+    h, posteriors = self.encode_pyramid(self.pixels.network_input(images), top=top)
     if eps is None:
       eps = self._noise(seeds)
     out = {key: [None] * self.k for key in
@@ -259,16 +259,19 @@ class Model(vae.Model):
           h_hat, x_hat, q, prior, z)
       out["kl"][k] = tfd.kl_divergence(q, prior)
       out["reconstruction"][k] = -tf.reduce_sum(tf.square(h[k] - h_hat), [1, 2, 3]) / (
-          2 * self.sigma ** 2) * (4.0 ** k if self.area_weighted else 1.0)
+          2 * self.pixels.sigma ** 2) * (4.0 ** k if self.area_weighted else 1.0)
     return out
 
   # -- the VAE's model API on the pyramid -----------------------------------------------------
 
+  def scale(self, images):
+    """Returns float32 [B, H, W, C]: the bin centres (k + 0.5) / levels of uint8 images."""
+    return self.pixels.scale(images)
+
   def posterior(self, images):
     """Returns every level's posterior as one MultivariateNormalDiag over the concatenated
     latents [B, latent_size = sum of latent_sizes], coarsest level first."""
-    x = tf.ensure_shape(self.scale(images), [None, self.height, self.width, self.channels])
-    _, posteriors = self.encode_pyramid(x)
+    _, posteriors = self.encode_pyramid(self.pixels.network_input(images))
     qs = [posteriors[k] for k in reversed(range(self.k))]
     return tfd.MultivariateNormalDiag(loc=tf.concat([q.mean() for q in qs], -1),
                                       scale_diag=tf.concat([q.stddev() for q in qs], -1))
@@ -283,6 +286,25 @@ class Model(vae.Model):
     return x_hat
 
   decoder_mean = output_mean  # the image likelihood's mean is the composed image
+
+  def encode(self, images):
+    """Returns {"mean", "stddev"}: float32 [B, latent_size] each, every level's posterior."""
+    return vae.posterior_moments(self, images)
+
+  def decode(self, latents):
+    """Returns uint8 [B, H, W, C]: the composed image x'_0 for latents [B, latent_size]."""
+    return vae.decoded_images(self, latents)
+
+  def reconstruct(self, images, seeds):
+    """Returns uint8 [B, H, W, C]: decode(z), z drawn from q(z | x) with row b's seed."""
+    return vae.reconstructed_images(self, images, seeds)
+
+  def log_prob(self, images):
+    """Returns float32 [B]: the ELBO of each image in nats, one sample with fixed seeds."""
+    return vae.fixed_seed_elbo(self, images)
+
+  def call(self, images):
+    return self.log_prob(images)
 
   def _split(self, z):
     """Returns [z_{K-1}, ..., z_0]: latents [B, latent_size] (coarsest first) split by level,
@@ -314,7 +336,7 @@ class Model(vae.Model):
     z = eps[0]  # the coarsest level: N(0, I)
     h_hat = self.decoders[self.k - 1](z)
     reencoded = self.level_posterior(self.k - 1, h_hat) if self.learned_prior else None
-    return self.to_images(self._sample_levels(eps, self.k - 1, h_hat, [z], reencoded))
+    return self.pixels.to_images(self._sample_levels(eps, self.k - 1, h_hat, [z], reencoded))
 
   def coarse_sizes(self):
     """Returns {j: (H / 2^j, W / 2^j)} for the levels j >= 1 a coarse image may replace."""
@@ -329,12 +351,12 @@ class Model(vae.Model):
     """
     size = coarse.shape[1]
     j = {hw[0]: level for level, hw in self.coarse_sizes().items()}[size]
-    x = self.scale(coarse)
+    x = self.pixels.scale(coarse)
     _, posteriors = self.encode_pyramid(x, first=j)  # the coarse image is level j
     latents = [posteriors[k].mean() for k in reversed(range(j, self.k))]  # coarsest first
     x_hat = self._sample_levels(self._noise(seeds), j, x, latents,
                                 posteriors[j] if self.learned_prior else None)
-    return self.to_images(x_hat), x
+    return self.pixels.to_images(x_hat), x
 
   # -- losses and metrics -----------------------------------------------------------------
 
@@ -342,21 +364,32 @@ class Model(vae.Model):
     """Returns (E_q log p(x | z) [B], sum_k KL_k [B]) nats: the image's likelihood around
     the composed x'_0 and the hierarchical prior's KL (a bound on the image)."""
     terms = self.pyramid_terms(images, seeds)
-    log_px = self.likelihood_of(terms["x_hat"][0]).log_prob(self._observed(images, seeds))
+    log_px = self.pixels.distribution(terms["x_hat"][0]).log_prob(self.pixels.observed(images, seeds))
     return log_px, tf.add_n(terms["kl"])
 
   def importance_weighted(self, images, seeds, samples):
     """Returns float32 [B]: log mean_s p(x | z_s) p(z_s) / q(z_s | x) over `samples` draws
     of all levels' latents, nats; p(z) is the hierarchical prior (one pass per draw)."""
     noise = layers.per_example_normal(seeds, [samples, self.latent_size])
-    x = self._observed(images, seeds)
+    x = self.pixels.observed(images, seeds)
     log_w = []
     for s in range(samples):
       terms = self.pyramid_terms(images, None, eps=self._split(noise[:, s]))
-      log_w.append(self.likelihood_of(terms["x_hat"][0]).log_prob(x) + tf.add_n(
+      log_w.append(self.pixels.distribution(terms["x_hat"][0]).log_prob(x) + tf.add_n(
           [p.log_prob(z) - q.log_prob(z) for p, q, z in
            zip(terms["prior"], terms["posterior"], terms["z"])]))
     return tf.reduce_logsumexp(tf.stack(log_w), 0) - np.log(samples)
+
+  def eval_terms(self, images, seeds):
+    """Returns (ELBO [B] nats, dimensions [B]); for the Gaussian likelihood the ELBO of
+    the discrete image it bounds."""
+    return vae.discrete_elbo_terms(self, images, seeds)
+
+  def eval_extras(self, images, seeds):
+    """Returns per-image [B] metrics of the composed reconstruction at the posterior means:
+    "reconstruction_rmse" (0..255 scale) and "sharpness" (`vae.posterior_mean_metrics`)."""
+    del seeds  # at the posterior means
+    return vae.posterior_mean_metrics(self, images)
 
   def trainable_for(self, part):
     """Returns the variables stage `part` trains: all, prior (the M networks), level<k>."""
@@ -380,8 +413,8 @@ class Model(vae.Model):
     loss = tf.add_n([self.kl_weights[k] * terms["kl"][k] - terms["reconstruction"][k] for k in levels])
     out = {f"kl{k}": terms["kl"][k] for k in levels}
     if top == 0 and not self.continuous:
-      sigma_fit = -self.likelihood_of(tf.stop_gradient(terms["x_hat"][0])).log_prob(
-          self._observed(images, seeds))
+      sigma_fit = -self.pixels.distribution(tf.stop_gradient(terms["x_hat"][0])).log_prob(
+          self.pixels.observed(images, seeds))
       loss += sigma_fit
       out["image_nll"] = sigma_fit
-    return loss / float(np.prod(images.shape[1:])), out
+    return loss / units.dims_per_image(images), out

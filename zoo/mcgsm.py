@@ -59,8 +59,12 @@ DIHEDRAL = [
 class Model(keras.Model):
   """The factorised MCGSM as a Keras model; see the module docstring.
 
-  RIDE (`zoo/ride.py`) extends it by one hook: `_context` adds spatial-LSTM states to
-  the MCGSM's inputs, and `_sample_context` carries them through sampling.
+  An optional `context` network of the whitened neighbourhoods adds its states to the
+  MCGSM's inputs: RIDE (`zoo/ride.py`) is this model with its spatial-LSTM stack
+  (`zoo.slstm.Stack`) as the context. What the model needs of a context: `units` (the
+  width U of its states), calling it on x_hat [B, H, W, D] -> states [B, H, W, U], and
+  for sampling `initial_state(batch, rows, lag)` and `step(x_hat [B, R, D], state,
+  valid [R])` -> (states [B, R, U], new state).
   """
 
   channels = 1  # grey images
@@ -71,9 +75,9 @@ class Model(keras.Model):
   capabilities = frozenset({contract.PIXELS, contract.ENSEMBLE, contract.INPAINT,
                             contract.FINETUNE, contract.INITIALIZE})
 
-  def __init__(self, config, context_dim=0, neighbourhood_input=True, **kwargs):
-    """`context_dim` extra inputs (RIDE's SLSTM state) reach the MCGSM next to the whitened
-    neighbourhood, or in its place when `neighbourhood_input` is false."""
+  def __init__(self, config, context=None, neighbourhood_input=True, **kwargs):
+    """The context's states reach the MCGSM next to the whitened neighbourhood, or in its
+    place when `neighbourhood_input` is false."""
     super().__init__(**kwargs)
     mc = config.model
     self.width = mc.neighbourhood
@@ -81,20 +85,33 @@ class Model(keras.Model):
     self.sample_size = config.sample.size
     self.margin = config.sample.margin
     dim = len(self.offsets)
-    self.neighbourhood_input = neighbourhood_input or not context_dim
+    context_dim = 0 if context is None else context.units
+    self.neighbourhood_input = neighbourhood_input or context is None
     self.whitening = layers.ConditionalWhitening(dim, name="whitening")
     # Added context inputs start with zero weights while the neighbourhood is read too, so
     # that such a model starts as the plain MCGSM.
     inputs, zero = (dim + context_dim, context_dim) if self.neighbourhood_input else (context_dim, 0)
     self.head = layers.MCGSMHead(inputs, mc.components, mc.scales, mc.features,
                                  seed=mc.seed, zero_inputs=zero, name="mcgsm")
+    self.context = context
 
   # -- the conditional distribution -------------------------------------------------
 
-  def _context(self, x_hat, **options):
-    """Returns extra MCGSM inputs [B, H, W, U] from whitened neighbourhoods [B, H, W, D], or None."""
-    del x_hat, options
-    return None
+  def _context(self, x_hat, part="all"):
+    """Returns the context's states [B, H, W, U] for x_hat [B, H, W, D], None without one.
+
+    part="mcgsm" (a training stage of the MCGSM alone, `trainable_for`) returns zeros
+    without running the context: while the MCGSM's weights on its states are zero (the
+    first stage), that is the same model, much faster.
+    """
+    if self.context is None:
+      return None
+    if part == "mcgsm":
+      if not self.neighbourhood_input:
+        raise ValueError("a training stage 'mcgsm' needs config.model.mcgsm_input=both: with "
+                         "mcgsm_input=hidden the MCGSM reads only the SLSTM; use 'all' stages")
+      return tf.zeros(tf.concat([tf.shape(x_hat)[:-1], [self.context.units]], 0))
+    return self.context(x_hat)
 
   def _head_inputs(self, x_hat, context):
     """Returns the MCGSM's inputs [..., D_in]: x_hat [..., D] and/or context [..., U]."""
@@ -123,7 +140,7 @@ class Model(keras.Model):
     """Returns float32 [B, H, W, 1]: each pixel's conditional log-density, nats.
 
     `images` uint8 [B, H, W, 1]; `noise` (optional) float [B, H, W, 1] in [0, 1)
-    dequantises them, 1/2 is used otherwise. `options` go to `_context`.
+    dequantises them, 1/2 is used otherwise. `options` (part) go to `_context`.
     """
     y = dequantise(images, noise)  # [B, H, W, 1]
     x = layers.causal_neighbourhood(y, self.width, self.whitening.mean_y)  # [B, H, W, D]
@@ -222,6 +239,11 @@ class Model(keras.Model):
     nats, count = self.eval_terms(images, seeds, **options)
     return -nats / count, {"nats_per_pixel": nats / count}
 
+  def trainable_for(self, part):
+    """Returns the variables a training stage updates: "mcgsm" (the MCGSM's, not the
+    context's) or "all". A model with a context declares the capability (`zoo.ride`)."""
+    return list(self.head.trainable_variables) if part == "mcgsm" else self.trainable_variables
+
   def initialize(self, images, seed=(0, 0)):
     """Fits the conditional whitening on a batch of training images uint8 [B, H, W, 1]."""
     noise = tf.random.stateless_uniform(tf.shape(images), seed)
@@ -233,22 +255,12 @@ class Model(keras.Model):
 
   # -- sampling ---------------------------------------------------------------------
 
-  def _sample_state(self, batch, rows):
-    """Returns the state sampling carries from step to step (none for the MCGSM)."""
-    del batch, rows
-    return ()
-
-  def _sample_context(self, x_hat, state, valid):
-    """Returns (context [B, R, U] or None, new state) for one step of `ancestral`."""
-    del x_hat, valid
-    return None, state
-
   def ancestral(self, y, draw, noise):
     """Returns float32 [B, H, W]: y with the pixels where `draw` is set sampled anew.
 
     Ancestral sampling: each pixel with `draw` set is drawn from p(y_ij | y_<ij) given
-    everything before it in raster order, the others keep their value; for RIDE the
-    spatial-LSTM states travel along (`_sample_context`). y: float [B, H, W]
+    everything before it in raster order, the others keep their value; the context's
+    states (RIDE's spatial LSTMs) travel along (`context.step`). y: float [B, H, W]
     intensities in [0, 1); draw: bool [B, H, W]; noise: float [B, H*W, 2] uniform in
     (0, 1), one pair per pixel, indexed in raster order.
 
@@ -277,9 +289,11 @@ class Model(keras.Model):
       raster = row * cols + tf.clip_by_value(j, 0, cols - 1)  # [R]
       x = tf.gather(tf.reshape(recent, [batch, -1]), where, axis=1)  # [B, R, D]
       x_hat, y_shift = self.whitening(tf.reshape(x, [-1, len(self.offsets)]))  # [B*R, D], [B*R]
-      context, state = self._sample_context(tf.reshape(x_hat, [batch, rows, -1]), state, valid)
-      z = self._head_inputs(x_hat, None if context is None else
-                            tf.reshape(context, [-1, context.shape[-1]]))
+      context = None
+      if self.context is not None:
+        context, state = self.context.step(tf.reshape(x_hat, [batch, rows, -1]), state, valid)
+        context = tf.reshape(context, [-1, context.shape[-1]])  # [B*R, U]
+      z = self._head_inputs(x_hat, context)
       gate, loc, log_precision = self.head(z)  # [B*R, M]
       u = tf.reshape(tf.gather(noise, raster, axis=1), [-1, 2])  # [B*R, 2]
       cdf = tf.cumsum(tf.nn.softmax(gate), axis=-1)
@@ -296,9 +310,10 @@ class Model(keras.Model):
 
     steps = lag * (rows - 1) + cols
     recent = tf.fill([batch, rows + r, kept], mean)
+    state = () if self.context is None else self.context.initial_state(batch, rows, lag)
     _, _, _, values = tf.while_loop(
         lambda t, *_: t < steps, step,
-        [tf.constant(0), recent, self._sample_state(batch, rows), tf.TensorArray(tf.float32, steps)])
+        [tf.constant(0), recent, state, tf.TensorArray(tf.float32, steps)])
     by_step = tf.reshape(tf.transpose(values.stack(), [1, 0, 2]), [batch, -1])  # [B, T * R]
     at = (lag * row[:, None] + tf.range(cols)[None]) * rows + row[:, None]  # [R, C]: (i, j)'s step, row
     return tf.reshape(tf.gather(by_step, tf.reshape(at, [-1]), axis=1), [batch, rows, cols])

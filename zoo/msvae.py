@@ -43,10 +43,11 @@ Train: python -m training.run --model=msvae --data=lfw_faces [--config.model.var
        python -m training.run --model=msvae --data=mnist5k --config=configs/msvae.py:paper
 """
 import keras
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from zoo import layers
+from zoo import units
 from zoo import vae
 
 tfd = tfp.distributions
@@ -61,13 +62,12 @@ class ResidualBlock(keras.layers.Layer):
 
   def __init__(self, features, seeds, batch_norm=False, **kwargs):
     super().__init__(**kwargs)
-    glorot = lambda: keras.initializers.GlorotUniform(seed=next(seeds))
     self.conv1 = keras.layers.Conv2D(features, 3, padding="same", activation="relu",
-                                     kernel_initializer=glorot())
+                                     kernel_initializer=seeds.glorot())
     # Before batch norm a bias is redundant (beta shifts instead) and its gradient is zero
     # up to rounding, which Adam would blow up to full steps.
     self.conv2 = keras.layers.Conv2D(features, 3, padding="same", use_bias=not batch_norm,
-                                     kernel_initializer=glorot())
+                                     kernel_initializer=seeds.glorot())
     # Synchronised: the global batch's statistics under any strategy (1 replica = 2).
     self.norm = keras.layers.BatchNormalization(synchronized=True) if batch_norm else None
 
@@ -84,7 +84,7 @@ def refiner(channels, hidden, blocks, seeds, name, batch_norm=False):
   """
   image = keras.Input((None, None, channels))
   features = keras.layers.Conv2D(hidden, 3, padding="same", activation="relu",
-                                 kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)))(image)
+                                 kernel_initializer=seeds.glorot())(image)
   for k in range(blocks):
     features = ResidualBlock(hidden, seeds, batch_norm, name=f"{name}_block{k}")(features)
   correction = keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros")(features)
@@ -104,7 +104,7 @@ class Model(vae.Model):
     if self.stages < 2:
       raise ValueError(f"config.model.stages={self.stages}: the decoder needs at least 2 stages "
                        "(the VAE's and one refinement); use --model=vae for one")
-    seeds = iter(range(1000 * mc.seed + 500, 1000 * mc.seed + 1000))
+    seeds = layers.Seeds.of_model(mc.seed, offset=500)  # the VAE's networks take the first 500
     self.refiners = [refiner(self.channels, mc.refine_hidden, mc.blocks, seeds, f"stage{s + 2}",
                              bool(mc.get("batch_norm", False)))
                      for s in range(self.stages - 1)]
@@ -119,7 +119,7 @@ class Model(vae.Model):
 
   def stage_images(self, latents):
     """Returns [uint8 [B, H, W, C]] per stage: what each stage makes of latents [B, D]."""
-    return [self.to_images(x) for x in self.stage_means(tf.cast(latents, tf.float32))]
+    return [self.pixels.to_images(x) for x in self.stage_means(tf.cast(latents, tf.float32))]
 
   def decoder_mean(self, z):
     """Returns the likelihood's mean: x_N ("residual") or the coarse x_1 ("multistage")."""
@@ -135,15 +135,15 @@ class Model(vae.Model):
     """Returns (per-example loss [B], terms) per dimension: eqs. 9-11 or 12-15. Batch norm
     (if any) runs on the batch's statistics here, and only here."""
     q = self.posterior(images)
-    outputs = self.stage_means(self._posterior_sample(q, seeds), training=True)
+    outputs = self.stage_means(vae.posterior_sample(q, seeds, self.latent_size), training=True)
     mean = outputs[0] if self.variant == "multistage" else outputs[-1]
-    reconstruction = self.likelihood_of(mean).log_prob(self._observed(images, seeds))
+    reconstruction = self.pixels.distribution(mean).log_prob(self.pixels.observed(images, seeds))
     kl = tfd.kl_divergence(q, self.prior())
     terms = {"kl": kl, "reconstruction": reconstruction}
     loss = self.kl_weight * kl - reconstruction
     if self.variant == "multistage":
-      target, b = self.scale(images), self.sigma
+      target, b = self.pixels.scale(images), self.pixels.sigma
       for s, x in enumerate(outputs[1:], start=2):
         terms[f"l1_stage{s}"] = tf.reduce_sum(tf.abs(target - x), [1, 2, 3]) / b
         loss += terms[f"l1_stage{s}"]
-    return loss / float(np.prod(images.shape[1:])), terms
+    return loss / units.dims_per_image(images), terms

@@ -67,6 +67,7 @@ import tensorflow_probability as tfp
 
 from zoo import contract
 from zoo import layers
+from zoo import units
 
 tfd = tfp.distributions
 
@@ -139,9 +140,9 @@ class Block(keras.layers.Layer):
     cin, p, q, k = input_shape[-1], self.hidden, self.pre, self.kernel
     groups_in = group_of(cin, self.groups)
     groups_pre = np.tile(group_of(p, self.groups), q // p)  # gated: f and g halves alike
-    seeds, zeros = iter(range(self.seed, self.seed + 100)), keras.initializers.Zeros()
+    seeds, zeros = layers.Seeds(self.seed, self.seed + 100), keras.initializers.Zeros()
     add = lambda name, shape, init=None: self.add_weight(
-        shape=shape, initializer=init or keras.initializers.GlorotUniform(seed=next(seeds)), name=name)
+        shape=shape, initializer=init or seeds.glorot(), name=name)
     self.v_kernel = add("v_kernel", (self.rows, k, cin, q))
     self.v_bias = add("v_bias", (q,), zeros)
     self.h_kernel = add("h_kernel", (1, self.rows, cin, q))
@@ -288,8 +289,8 @@ class Model(keras.Model):
     spatial_dim = mc.spatial_features if (mc.spatial and cond_dim) else 0
     # Seeded initialisers: every build of a config starts from the same weights (replicas,
     # strategies and tests compare runs).
-    seeds = iter(range(1000 * mc.seed, 1000 * mc.seed + 1000))
-    glorot = lambda: dict(kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)))
+    seeds = layers.Seeds.of_model(mc.seed)
+    glorot = lambda: dict(kernel_initializer=seeds.glorot())
     # eq. 5's map s and the encoder's dense layer have the training images' size;
     # otherwise the network is convolutional and scores images of any size.
     self.fixed_size = (self.height, self.width) if (spatial_dim or self.code_size) else None
@@ -398,7 +399,7 @@ class Model(keras.Model):
     """Returns (log p(x | h) [B] nats, dimensions H * W * C [B]); `seeds` unused (no noise)."""
     del seeds
     nats = self.log_prob(images, label, code)
-    return nats, tf.fill(tf.shape(nats), tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32))
+    return nats, tf.fill(tf.shape(nats), units.dims_per_image(images))
 
   def train_loss(self, images, seeds=None, label=None, code=None):
     """Returns (per-example loss [B], terms): -log p(x | h) per dimension, nats.
@@ -413,7 +414,7 @@ class Model(keras.Model):
                          dtype=self.train_dtype, fused=self.fused)
     log_softmax = xla_log_softmax_at if self.fused else log_softmax_at
     nats = tf.reduce_sum(log_softmax(logits, tf.cast(images, tf.int32)), [1, 2, 3])
-    dims = tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
+    dims = units.dims_per_image(images)
     return -nats / dims, {"nats_per_dim": nats / dims}
 
   # -- sampling -----------------------------------------------------------------------------

@@ -7,8 +7,12 @@ hidden state into a factorised MCGSM:
   h_ij = SLSTM_L(... SLSTM_1(x_hat) ...)_ij,   x_hat = conditionally whitened neighbourhood
 
 so a pixel's prediction can use the whole region above and to the left of it while the
-likelihood stays exact. `zoo/mcgsm.py` is the MCGSM this extends; the SLSTM is
-`zoo.layers.SpatialLSTM` (wavefront over anti-diagonals).
+likelihood stays exact. The model is composed, not derived by hooks: `zoo.mcgsm.Model`
+takes an optional context network, and `Model` here is a thin subclass whose __init__
+builds RIDE's SLSTM stack (`zoo.slstm.Stack`, each layer a `zoo.slstm.SpatialLSTM`
+computed by a wavefront over anti-diagonals) and passes it as that context; the
+MCGSM's likelihood, training parts (`part="mcgsm"`, `trainable_for`) and sampler are
+the MCGSM's own.
 
 The MCGSM's input (`config.model.mcgsm_input`):
   * "hidden" (the paper, and the `paper` preset): the MCGSM reads only h_ij, as in the
@@ -30,18 +34,18 @@ Other choices the paper leaves open:
 
 Train: python -m training.run --model=ride --data=deadleaves
 """
-import tensorflow as tf
-
 from zoo import contract
 from zoo import layers
 from zoo import mcgsm
+from zoo import slstm
 
 METRIC = mcgsm.METRIC
 MCGSM_INPUTS = ("hidden", "both")  # config.model.mcgsm_input: the paper's, ours
 
 
 class Model(mcgsm.Model):
-  """RIDE as a Keras model; see the module docstring."""
+  """RIDE as a Keras model: the MCGSM with the spatial-LSTM stack as its context; see the
+  module docstring. Its __init__ only builds the stack and hands it over."""
 
   capabilities = mcgsm.Model.capabilities | {contract.PARTS}
 
@@ -51,57 +55,6 @@ class Model(mcgsm.Model):
     if mcgsm_input not in MCGSM_INPUTS:
       raise ValueError(f"config.model.mcgsm_input={mcgsm_input!r}; valid: hidden (the paper's "
                        "MCGSM reads the top SLSTM state), both ([neighbourhood, state])")
-    super().__init__(config, context_dim=mc.hidden, neighbourhood_input=mcgsm_input == "both",
-                     **kwargs)
-    self.slstms = [layers.SpatialLSTM(mc.hidden, extended=mc.extended, seed=mc.seed + 10 * k,
-                                      name=f"slstm_{k}") for k in range(mc.layers)]
-    dim = len(self.offsets)
-    for k, slstm in enumerate(self.slstms):
-      slstm.build((None, None, None, dim if k == 0 else mc.hidden))
-
-  def _context(self, x_hat, part="all"):
-    """Returns the top SLSTM's hidden states [B, H, W, U] for x_hat [B, H, W, D].
-
-    part="mcgsm" returns zeros without running the SLSTM: while the MCGSM's weights on
-    the SLSTM state are zero (the first stage), that is the same model, much faster.
-    """
-    if part == "mcgsm":
-      if not self.neighbourhood_input:
-        raise ValueError("a training stage 'mcgsm' needs config.model.mcgsm_input=both: with "
-                         "mcgsm_input=hidden the MCGSM reads only the SLSTM; use 'all' stages")
-      return tf.zeros(tf.concat([tf.shape(x_hat)[:-1], [self.slstms[-1].units]], 0))
-    h = x_hat
-    for slstm in self.slstms:
-      h, _ = slstm(h)
-    return h
-
-  def trainable_for(self, part):
-    """Returns the variables a training stage updates: "mcgsm" (no SLSTM) or "all"."""
-    return list(self.head.trainable_variables) if part == "mcgsm" else self.trainable_variables
-
-  # -- sampling: the SLSTM states travel along the wavefront -------------------------
-
-  def _sample_state(self, batch, rows):
-    """Returns per layer (h, c) [lag, B, R, U]: the states of the last lag = r + 1 steps
-    of `ancestral`, one cell per row and step, oldest first."""
-    zeros = tf.zeros([self.width // 2 + 1, batch, rows, self.slstms[0].units])
-    return tuple((zeros, zeros) for _ in self.slstms)
-
-  def _sample_context(self, x_hat, state, valid):
-    """Returns (top hidden states [B, R, U], new state) for one step of `ancestral`.
-
-    At step t row i holds pixel (i, t - lag i): its left neighbour is row i of the
-    previous step, its upper neighbour row i - 1 of the step lag before. Cells off the
-    image (`valid` bool [R] unset) get zero states, the SLSTM's border value.
-    """
-    keep = tf.cast(valid, tf.float32)[None, :, None]
-    down = lambda s: tf.pad(s[:, :-1], [[0, 0], [1, 0], [0, 0]])  # row i gets row i - 1
-    flat = lambda s: tf.reshape(s, [-1, s.shape[-1]])
-    new_state, inputs = [], x_hat
-    for slstm, (hs, cs) in zip(self.slstms, state):
-      h, c = slstm.cell(flat(slstm.input_projection(inputs)), flat(hs[-1]), flat(cs[-1]),
-                        flat(down(hs[0])), flat(down(cs[0])))
-      h, c = tf.reshape(h, tf.shape(hs[-1])) * keep, tf.reshape(c, tf.shape(cs[-1])) * keep
-      new_state.append((tf.concat([hs[1:], h[None]], 0), tf.concat([cs[1:], c[None]], 0)))
-      inputs = h
-    return inputs, tuple(new_state)
+    stack = slstm.Stack(len(layers.neighbourhood_offsets(mc.neighbourhood)), mc.hidden, mc.layers,
+                        extended=mc.extended, seed=mc.seed, name="slstm")
+    super().__init__(config, context=stack, neighbourhood_input=mcgsm_input == "both", **kwargs)

@@ -1,7 +1,19 @@
 """The one place where nats become the papers' units (works on numbers and tensors)."""
 import math
 
+import numpy as np
+import tensorflow as tf
+
 LN2 = math.log(2.0)
+
+
+def dims_per_image(images):
+  """Returns H * W * C, the number of values in one image of `images` [B, H, W, C]: a
+  Python float when the shape is static, else a float32 scalar tensor."""
+  shape = tf.TensorShape(images.shape)[1:]
+  if shape.is_fully_defined():
+    return float(np.prod(shape))
+  return tf.cast(tf.reduce_prod(tf.shape(images)[1:]), tf.float32)
 
 
 def bits_per_dim(log_prob_nats, dims):
@@ -25,6 +37,14 @@ def discrete_bits_per_dim(log_prob_nats, dims, levels, continuous):
   `levels` bins has width 1 / levels, which adds log2(levels) bits per dimension."""
   bits = bits_per_dim(log_prob_nats, dims)
   return bits + math.log2(levels) if continuous else bits
+
+
+def discrete_log_prob(log_prob_nats, dims, levels, continuous):
+  """Returns the log-probability of the discrete image, nats, that a model's log p bounds:
+  for a density on [0, 1)^D (`continuous`) each of the `levels` bins has width 1 / levels,
+  which takes D log(levels) off (a lower bound for uniformly dequantised images, as
+  `rate_bits_per_pixel` says); a discrete model's log p is returned as it is."""
+  return log_prob_nats - dims * math.log(levels) if continuous else log_prob_nats
 
 
 # metric name -> (conversion from (nats, dims), True if higher is better)
