@@ -12,6 +12,7 @@ import ml_collections
 import tensorflow as tf
 
 import zoo
+from zoo import contract
 
 
 def read_run(workdir):
@@ -33,6 +34,6 @@ def restore(workdir):
   latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
   if latest is None:
     raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints; train first")
-  # The optimizers' slots are in the checkpoint too; only the model's weights are read.
-  tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+  # Every model variable must be there; the optimizers' slots are left unread.
+  contract.checkpoint(model).restore(latest).assert_existing_objects_matched().expect_partial()
   return model_name, config, model

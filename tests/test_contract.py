@@ -9,6 +9,7 @@ variants (tests/conftest.py): a new model gets these tests the day it is registe
   (per-pixel log-likelihoods of a discrete image): the probabilities of all images sum to 1;
 * `sample`: uint8 at the declared shape, each row a function of its own seed (and
   conditioning) only;
+* `contract.checkpoint(model)` alone saves and restores every variable;
 * two training steps with 2 replicas (MirroredStrategy on two logical CPUs) equal them
   with 1 replica (every model, and the class-conditional PixelCNN for labels in batches;
   batch norm's synchronised statistics: tests/test_training.py). The export round trip is tests/test_export.py's, over the same list.
@@ -17,6 +18,7 @@ All on untrained models whose weights are perturbed at random: a zero weight (RI
 MCGSM starts blind to its SLSTM) could hide a dependence.
 """
 import itertools
+import os
 
 from absl.testing import parameterized
 import numpy as np
@@ -139,6 +141,23 @@ class ContractTest(tf.test.TestCase, parameterized.TestCase):
     self.assertLess(int(a.max()), model.levels)
     self.assertAllEqual(a[0], b[0])
     self.assertNotAllEqual(a[1], b[1])
+
+
+  @parameterized.named_parameters(*CASES)
+  def test_a_checkpoint_of_the_model_alone_restores_every_variable(self, name, overrides):
+    # Keras 3 leaves layers in Python lists out of tf.train.Checkpoint's graph: a
+    # PixelCNN's blocks, a LapCVAE's levels, batch norm's moving averages in lists.
+    config = tiny_config(name, **overrides)
+    model = tiny_model(config, name)
+    rng = np.random.default_rng(2)
+    for v in model.variables:
+      v.assign(rng.normal(0, 1, v.shape).astype(v.numpy().dtype))
+    path = contract.checkpoint(model).save(os.path.join(self.get_temp_dir(), name, "ckpt"))
+    again = tiny_model(config, name)
+    contract.checkpoint(again).restore(path).assert_existing_objects_matched()
+    self.assertLen(again.variables, len(model.variables))
+    for a, b in zip(model.variables, again.variables):
+      self.assertAllEqual(a.numpy(), b.numpy(), msg=a.path)
 
 
 class ReplicasTest(tf.test.TestCase, parameterized.TestCase):

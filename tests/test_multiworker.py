@@ -89,7 +89,8 @@ class MultiWorkerTest(tf.test.TestCase):
     weights = lambda name: tf.train.load_checkpoint(tf.train.latest_checkpoint(
         os.path.join(tmp, name, "checkpoints")))
     chief_ckpt, alone_ckpt = weights("worker0"), weights("single")
-    names = [n for n in alone_ckpt.get_variable_to_shape_map() if n.startswith("model/")]
+    names = [n for n in alone_ckpt.get_variable_to_shape_map()
+             if n.startswith(("model/", "weights/"))]  # contract.checkpoint
     self.assertNotEmpty(names)
     for name in names:
       self.assertAllClose(chief_ckpt.get_tensor(name), alone_ckpt.get_tensor(name),

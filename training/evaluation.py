@@ -98,7 +98,7 @@ class EarlyStopping:
     self.metric = metric
     _, self.higher_is_better = units.METRICS[metric]
     self.path = os.path.join(write_dir, "early_stopping.json")
-    self.weights = tf.train.Checkpoint(model=model)
+    self.weights = contract.checkpoint(model)
     self.prefix = os.path.join(write_dir, "checkpoints", "best", "weights")
     self.state = None
     if os.path.exists(self.path):

@@ -76,7 +76,7 @@ class Run:
     return int(next(iter(self.optimizers.values())).iterations.numpy())
 
 
-def train(model_name, data_name, config, workdir, strategy, data_dir=None, export=True):
+def train(model_name, data_name, config, workdir, strategy, *, data_dir=None, export=True):
   """Trains (or resumes) a run in `workdir`; returns the final metrics dict."""
   source = batches_lib.Source(data_lib.resolve(data_name, config.data), data_dir)  # textures/brick
   model, optimizers, checkpoint = _check_and_build(model_name, config, source, strategy)

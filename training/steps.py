@@ -120,8 +120,8 @@ def build(model_name, config, strategy=None):
   `optimizers` is a dict of part -> optimizer whose first entry counts the training
   steps: {"model": one optimizer} for most models; a model with the PHASES capability
   (GVAE: generator and critic) makes its own, one per part (`model.trainable_for`),
-  and trains them in its `training_phases`. The checkpoint holds the first as
-  `optimizer` and the others as `<part>_optimizer`.
+  and trains them in its `training_phases`. The checkpoint (`zoo.contract.checkpoint`:
+  every model variable) holds the first as `optimizer` and the others as `<part>_optimizer`.
   """
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
@@ -139,7 +139,7 @@ def build(model_name, config, strategy=None):
       optimizer.build(model.trainable_variables)
       optimizers = {"model": optimizer}
     (_, main), *others = optimizers.items()
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=main,
+    checkpoint = contract.checkpoint(model, optimizer=main,
                                      **{f"{part}_optimizer": opt for part, opt in others})
   return model, optimizers, checkpoint
 

@@ -138,3 +138,16 @@ def problems(model):
     out += [f"conditioning {name!r} needs `{attr}`, which is missing"
             for attr in CONDITIONING[name] if not hasattr(model, attr)]
   return out
+
+
+def checkpoint(model, **others):
+  """Returns a tf.train.Checkpoint of `model` (and `others`, e.g. optimizers) that holds
+  every one of the model's variables.
+
+  Keras 3 leaves layers kept in Python lists (a PixelCNN's blocks, a LapCVAE's levels)
+  out of tf.train.Checkpoint's object graph, so the model's variables are also listed by
+  position (`model.variables`, the same order for the same config): a checkpoint of the
+  model alone restores it whole, batch norm's moving averages included.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (keeps this module light)
+  return tf.train.Checkpoint(model=model, weights=list(model.variables), **others)
