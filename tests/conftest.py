@@ -9,6 +9,17 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
+_MIRRORED = []
+
+
+def mirrored_strategy():
+  """Returns the one MirroredStrategy over the two logical CPUs of this test process: two
+  instances in one process can hand out clashing collective instance keys."""
+  if not _MIRRORED:
+    _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+  return _MIRRORED[0]
+
+
 # -- tiny models of every registry entry: the contract tests and the export tests ----------
 
 import importlib  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -52,3 +63,15 @@ def tiny_model(config, name="mcgsm"):
   if contract.has(model, contract.INITIALIZE):
     model.initialize(tf.constant(np.random.RandomState(0).randint(0, 256, [4, 16, 16, 1]), tf.uint8))
   return model
+
+
+def tiny_run_config(**train):
+  """Returns a config for short training runs of a tiny MCGSM (the loop's tests), with
+  config.train fields overridden by `train`."""
+  config = importlib.import_module("configs.mcgsm").get_config()
+  config.model.update(components=2, scales=2, features=4)
+  config.train.update(batch_size=4, init_batches=1, log_every=1, **train)
+  config.data.update(patch_size=8)
+  config.eval.update(max_patches=4, batch_size=4)
+  config.sample.update(size=8, margin=2, num=2)
+  return config

@@ -24,6 +24,7 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from tests.conftest import mirrored_strategy
 from tests.conftest import registry_variants
 from tests.conftest import tiny_config
 from tests.conftest import tiny_model
@@ -162,19 +163,15 @@ class ContractTest(tf.test.TestCase, parameterized.TestCase):
 
 class ReplicasTest(tf.test.TestCase, parameterized.TestCase):
 
-  mirrored = None  # one MirroredStrategy per process, as in training: two in one process
-                   # can hand out clashing collective instance keys
-
   @parameterized.named_parameters(*REPLICA_CASES)
   def test_two_replicas_match_one(self, name, overrides):
-    if ReplicasTest.mirrored is None:
-      ReplicasTest.mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored = mirrored_strategy()
     config = tiny_config(name, image_shape=(8, 8, 1), **overrides)
     rng = np.random.default_rng(0)
     batches = [{"images": tf.constant(rng.integers(0, 256, [8, 8, 8, 1]), tf.uint8),
                 "seeds": tf.constant(rng.integers(0, 2**40, [8, 2]), tf.int64)} for _ in range(2)]
     results = {}
-    for strategy_name, strategy in (("one", tf.distribute.get_strategy()), ("two", self.mirrored)):
+    for strategy_name, strategy in (("one", tf.distribute.get_strategy()), ("two", mirrored)):
       model, optimizers, _ = steps.build(name, config, strategy)
       if contract.LABEL in model.conditional_inputs:
         for k, batch in enumerate(batches):
@@ -186,7 +183,7 @@ class ReplicasTest(tf.test.TestCase, parameterized.TestCase):
       ds = tf.data.Dataset.from_tensor_slices({k: tf.stack([b[k] for b in batches]) for k in batches[0]})
       losses = [float(step(batch)) for batch in strategy.experimental_distribute_dataset(ds)]
       results[strategy_name] = losses, [v.numpy() for v in model.trainable_variables]
-    self.assertEqual(self.mirrored.num_replicas_in_sync, 2)
+    self.assertEqual(mirrored.num_replicas_in_sync, 2)
     self.assertAllClose(results["one"][0], results["two"][0], rtol=1e-5)
     for a, b in zip(results["one"][1], results["two"][1]):
       self.assertAllClose(a, b, rtol=1e-4, atol=1e-6)

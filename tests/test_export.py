@@ -115,9 +115,11 @@ def hash_tree(path):
 
 
 class ToyDiscreteModel(tf.Module):
-  """The least a model needs to be exported: 4 grey levels, a product of uniform pixels."""
+  """The least a model needs to be exported: 4 grey levels, a product of uniform pixels, and
+  the contract's declarations (no conditioning, no optional capability)."""
 
-  channels, levels, continuous = 1, 4, False
+  channels, levels, continuous, fixed_size = 1, 4, False, None
+  conditional_inputs, capabilities = (), frozenset()
 
   def __init__(self):
     super().__init__()

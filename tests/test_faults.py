@@ -15,12 +15,12 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
-from configs import mcgsm as mcgsm_config
 from export import saved_model
 from training import loop
 from training import rundir
 from zoo import mcgsm
 
+from tests.conftest import tiny_run_config
 from tests.test_training import ROOT
 from tests.test_training import TINY as TINY_FLAGS
 from tests.test_training import run_cli as run
@@ -44,16 +44,6 @@ def checkpoint_arrays(path):
   reader = tf.train.load_checkpoint(path)
   return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
           if "VARIABLE_VALUE" in name}
-
-
-def tiny_config(**train):
-  c = mcgsm_config.get_config()
-  c.model.update(components=2, scales=2, features=4)
-  c.train.update(batch_size=4, init_batches=1, log_every=1, **train)
-  c.data.update(patch_size=8)
-  c.eval.update(max_patches=4, batch_size=4)
-  c.sample.update(size=8, margin=2, num=2)
-  return c
 
 
 class ResumeTest(tf.test.TestCase):
@@ -133,7 +123,7 @@ class NonFiniteTest(tf.test.TestCase):
   def test_stops_naming_the_step_and_keeps_the_last_good_checkpoint(self):
     workdir = os.path.join(self.get_temp_dir(), "nan")
     with self.assertRaisesRegex(rundir.TrainingStopped, r"non-finite loss \(nan\) at step 7;.*ckpt-6"):
-      self.train_with_nan_at(7, tiny_config(steps=10, checkpoint_every=2), workdir)
+      self.train_with_nan_at(7, tiny_run_config(steps=10, checkpoint_every=2), workdir)
     self.assertEqual(latest_step(workdir), 6)
     self.assertFalse(os.path.exists(os.path.join(workdir, "metrics.json")))
     for name, value in checkpoint_arrays(tf.train.latest_checkpoint(
@@ -142,14 +132,14 @@ class NonFiniteTest(tf.test.TestCase):
 
   def test_skip_undoes_the_step_exactly_and_goes_on(self):
     # NaN at the last step: with skip_nonfinite the final weights are those after step 9.
-    config = tiny_config(steps=10, checkpoint_every=1, skip_nonfinite=True)
+    config = tiny_run_config(steps=10, checkpoint_every=1, skip_nonfinite=True)
     skipped = os.path.join(self.get_temp_dir(), "skipped")
     metrics = self.train_with_nan_at(10, config, skipped)
     self.assertEqual(metrics["skipped_steps"], 1)
     self.assertEqual(metrics["steps"], 10)
     self.assertTrue(np.isfinite(metrics["bit_per_px_rate"]))
     clean = os.path.join(self.get_temp_dir(), "clean")
-    loop.train("mcgsm", "deadleaves", tiny_config(steps=10, checkpoint_every=1), clean,
+    loop.train("mcgsm", "deadleaves", tiny_run_config(steps=10, checkpoint_every=1), clean,
                tf.distribute.get_strategy(), export=False)
     after = checkpoint_arrays(os.path.join(skipped, "checkpoints", "ckpt-10"))
     before = checkpoint_arrays(os.path.join(clean, "checkpoints", "ckpt-9"))
@@ -163,14 +153,14 @@ class CheckpointAndDiskTest(tf.test.TestCase):
 
   def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(self):
     workdir = os.path.join(self.get_temp_dir(), "corrupt")
-    loop.train("mcgsm", "deadleaves", tiny_config(steps=6, checkpoint_every=2), workdir,
+    loop.train("mcgsm", "deadleaves", tiny_run_config(steps=6, checkpoint_every=2), workdir,
                tf.distribute.get_strategy(), export=False)
     data = os.path.join(workdir, "checkpoints", "ckpt-6.data-00000-of-00001")
     with open(data, "r+b") as f:
       f.truncate(os.path.getsize(data) // 2)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-      metrics = loop.train("mcgsm", "deadleaves", tiny_config(steps=8, checkpoint_every=2), workdir,
+      metrics = loop.train("mcgsm", "deadleaves", tiny_run_config(steps=8, checkpoint_every=2), workdir,
                            tf.distribute.get_strategy(), export=False)
     self.assertIn("ckpt-6 is unreadable", out.getvalue())
     self.assertIn("resuming from " + os.path.join(workdir, "checkpoints", "ckpt-4") + " at step 4",
@@ -179,14 +169,14 @@ class CheckpointAndDiskTest(tf.test.TestCase):
 
   def test_no_readable_checkpoint_is_one_line(self):
     workdir = os.path.join(self.get_temp_dir(), "unreadable")
-    loop.train("mcgsm", "deadleaves", tiny_config(steps=2, checkpoint_every=1), workdir,
+    loop.train("mcgsm", "deadleaves", tiny_run_config(steps=2, checkpoint_every=1), workdir,
                tf.distribute.get_strategy(), export=False)
     for name in os.listdir(os.path.join(workdir, "checkpoints")):
       if name.endswith(".index"):
         with open(os.path.join(workdir, "checkpoints", name), "wb") as f:
           f.write(b"garbage")
     with self.assertRaisesRegex(rundir.TrainingStopped, "no checkpoint in .* reads back"):
-      loop.train("mcgsm", "deadleaves", tiny_config(steps=4, checkpoint_every=1), workdir,
+      loop.train("mcgsm", "deadleaves", tiny_run_config(steps=4, checkpoint_every=1), workdir,
                  tf.distribute.get_strategy(), export=False)
 
   def test_full_disk_is_one_line_and_keeps_what_was_written(self):
@@ -253,7 +243,7 @@ class ExportCrashTest(tf.test.TestCase):
     with open(os.path.join(export_dir, "1", "saved_model.pb"), "rb") as f:
       first = f.read()
 
-    config = tiny_config()
+    config = tiny_run_config()
     config.sample.update(size=8, margin=2)
     model = mcgsm.Model(config)
     model.initialize(tf.constant(np.random.RandomState(0).randint(0, 256, [4, 16, 16, 1]), tf.uint8))

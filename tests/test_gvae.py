@@ -11,17 +11,12 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from configs import gvae as gvae_config
+from tests.conftest import tiny_config
 from training import loop
 from training import steps
 from zoo import gvae
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tiny_config(shape=(8, 8, 1)):
-  c = gvae_config.get_config("tiny")
-  c.data.image_shape = shape
-  return c
 
 
 def random_batch(batch=8, shape=(8, 8, 1), seed=0):
@@ -100,7 +95,7 @@ class PaperEncoderTest(tf.test.TestCase):
     self.assertEqual(model.reconstruct(batch["images"], batch["seeds"]).shape, (2, 28, 28, 1))
 
   def test_batch_norm_trains_on_the_batch_and_evaluates_on_checkpointed_averages(self):
-    config = tiny_config()
+    config = tiny_config("gvae", image_shape=(8, 8, 1))
     config.model.update(encoder="paper", penalty_on="prior_and_reconstruction")
     model, optimizers, checkpoint = steps.build("gvae", config)
     moving = [v for v in model.non_trainable_variables if "moving" in v.path]
@@ -121,7 +116,7 @@ class PaperEncoderTest(tf.test.TestCase):
   def test_bad_encoder_or_penalty_says_what_is_allowed(self):
     for field, value, valid in (("encoder", "dcgan", "valid: vae, paper"),
                                 ("penalty_on", "real", "valid: prior, prior_and_reconstruction")):
-      config = tiny_config()
+      config = tiny_config("gvae", image_shape=(8, 8, 1))
       config.model[field] = value
       with self.assertRaisesRegex(ValueError, f"unknown config.model.{field} '{value}'; {valid}"):
         gvae.Model(config)
@@ -130,7 +125,7 @@ class PaperEncoderTest(tf.test.TestCase):
 class TrainingTest(tf.test.TestCase):
 
   def test_each_phase_updates_only_its_network(self):
-    config = tiny_config()
+    config = tiny_config("gvae", image_shape=(8, 8, 1))
     model, optimizers, _ = steps.build("gvae", config)
     phases = model.training_phases(optimizers, global_batch_size=8)
     self.assertLen(phases, config.model.n_critic + 1)
@@ -149,7 +144,7 @@ class TrainingTest(tf.test.TestCase):
     self.assertEqual(int(optimizers["generator"].iterations.numpy()), 1)
 
   def test_checkpoint_holds_both_optimizers(self):
-    config = tiny_config()
+    config = tiny_config("gvae", image_shape=(8, 8, 1))
     model, optimizers, checkpoint = steps.build("gvae", config)
     step = steps.make_train_step(model, optimizers, tf.distribute.get_strategy(), 8)
     for seed in range(2):
@@ -163,7 +158,7 @@ class TrainingTest(tf.test.TestCase):
       self.assertAllEqual(a.numpy(), b.numpy())
 
   def test_one_optimizer_for_a_gvae_is_refused(self):
-    config = tiny_config()
+    config = tiny_config("gvae", image_shape=(8, 8, 1))
     model, optimizers, _ = steps.build("gvae", config)
     with self.assertRaisesRegex(TypeError, "dict of optimizers"):
       steps.make_train_step(model, optimizers["generator"], tf.distribute.get_strategy(), 8)

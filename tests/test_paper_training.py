@@ -5,8 +5,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from configs import mcgsm as mcgsm_config
 from configs import ride as ride_config
+from tests.conftest import tiny_run_config
 from training import batches
 from training import data
 from training import evaluation
@@ -15,18 +15,10 @@ from training import steps
 from zoo import mcgsm
 
 
-def tiny_config():
-  c = mcgsm_config.get_config()
-  c.model.update(components=3, scales=2, features=4)
-  c.train.update(batch_size=4, init_batches=1, steps=4)
-  c.eval.update(max_patches=4, batch_size=4)
-  return c
-
-
 class StageLearningRateTest(tf.test.TestCase):
 
   def test_each_stage_trains_at_its_own_rate(self):
-    c = tiny_config()
+    c = tiny_run_config(steps=4)
     c.train.update(steps=100, stages="all:8:0.5, all:10:0.3, all:12:0.2",
                    stage_learning_rates="1, 0.5, 0.1")
     rate = steps.schedule(c)
@@ -34,7 +26,7 @@ class StageLearningRateTest(tf.test.TestCase):
                         [1.0, 1.0, 0.5, 0.5, 0.1, 0.1])
 
   def test_a_rate_count_that_does_not_match_the_stages_is_one_line(self):
-    c = tiny_config()
+    c = tiny_run_config(steps=4)
     c.train.update(stages="all:8:0.5, all:10:0.5", stage_learning_rates="1, 0.5, 0.1")
     with self.assertRaisesRegex(ValueError, r"^config.train.stage_learning_rates='1, 0.5, 0.1': "
                                             r"give 2 positive numbers, one per stage"):
@@ -62,7 +54,7 @@ class EnsembleEvaluationTest(tf.test.TestCase):
 
   def test_ensemble_and_single_model_are_scored_on_the_same_central_pixels(self):
     data_dir = os.path.join(self.get_temp_dir(), "tfds")
-    config = tiny_config()
+    config = tiny_run_config(steps=4)
     config.eval.update(ensemble=2, max_patches=4, batch_size=2)
     model, _, _ = steps.build("mcgsm", config)
     model.initialize(next(iter(data.train_batches("photos", patch_size=8, global_batch_size=16,
@@ -81,7 +73,7 @@ class EarlyStoppingTest(tf.test.TestCase):
   def test_a_worse_stage_brings_back_the_best_weights_and_stops(self):
     data_dir = os.path.join(self.get_temp_dir(), "tfds")
     workdir = os.path.join(self.get_temp_dir(), "run")
-    config = tiny_config()
+    config = tiny_run_config(steps=4)
     model, _, checkpoint = steps.build("mcgsm", config)
     model.initialize(next(iter(data.train_batches("photos", patch_size=8, global_batch_size=16,
                                                   seed=0, data_dir=data_dir))))
@@ -92,7 +84,8 @@ class EarlyStoppingTest(tf.test.TestCase):
                      for v, w in zip(model.trainable_variables, good)]
 
     spoil()  # the run starts worse than the good weights
-    stopper = evaluation.EarlyStopping(model, config, batches.Source("photos", data_dir), mcgsm.METRIC, workdir)
+    source = batches.Source("photos", data_dir)
+    stopper = evaluation.EarlyStopping(model, config, source, mcgsm.METRIC, workdir)
     stopper.start()
     first = stopper.state["best"]
     for v, w in zip(model.trainable_variables, good):
@@ -114,11 +107,11 @@ class EarlyStoppingTest(tf.test.TestCase):
     for v, w in zip(model.trainable_variables, good):
       self.assertAllEqual(v, w)
     # A resumed run reads the decision back.
-    again = evaluation.EarlyStopping(model, config, batches.Source("photos", data_dir), mcgsm.METRIC, workdir)
+    again = evaluation.EarlyStopping(model, config, source, mcgsm.METRIC, workdir)
     self.assertTrue(again.stopped)
 
   def test_early_stopping_without_a_validation_split_is_one_line_before_writing(self):
-    config = tiny_config()
+    config = tiny_run_config(steps=4)
     config.train.early_stopping = True
     workdir = os.path.join(self.get_temp_dir(), "never")
     with self.assertRaisesRegex(data.DataError, r"^config.train.early_stopping needs a validation "

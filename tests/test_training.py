@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from configs import mcgsm as mcgsm_config
+from tests.conftest import mirrored_strategy
 from training import loop
 from training import steps
 from zoo import contract
@@ -23,14 +23,6 @@ TINY = ["--config.model.components=2", "--config.model.scales=2", "--config.mode
         "--config.train.batch_size=4", "--config.data.patch_size=8", "--config.eval.max_patches=4",
         "--config.eval.batch_size=4", "--config.sample.size=8", "--config.sample.margin=2",
         "--config.sample.num=2", "--config.train.init_batches=1", "--config.train.log_every=1"]
-
-
-def tiny_config():
-  c = mcgsm_config.get_config()
-  c.model.update(components=3, scales=2, features=4)
-  c.train.update(batch_size=8, optimizer="sgd", learning_rate=0.05)
-  c.data.update(patch_size=8)
-  return c
 
 
 def user_env():
@@ -50,14 +42,10 @@ def last_line(text):
 
 class StrategyTest(tf.test.TestCase):
 
-  mirrored = None  # one MirroredStrategy per process, as in training: two in one process
-                   # can hand out clashing collective instance keys
-
   def check_two_replicas_match_one(self, model_name, config, batches):
-    if StrategyTest.mirrored is None:
-      StrategyTest.mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     results = {}
-    for name, strategy in (("default", tf.distribute.get_strategy()), ("mirrored", self.mirrored)):
+    strategies = (("default", tf.distribute.get_strategy()), ("mirrored", mirrored_strategy()))
+    for name, strategy in strategies:
       model, optimizers, _ = steps.build(model_name, config, strategy)
       if contract.has(model, contract.INITIALIZE):
         model.initialize(batches[0]["images"])
