@@ -22,7 +22,7 @@ Sections (`--only` picks some; each prints every run's metrics as it finishes):
   81.30 nats on binarised MNIST (Pixel RNN paper), full MNIST binarised another way.
 * gvae: GVAE vs the VAE with the same encoder on `mnist5k` (GVAE Tables 3 and 5: MMD^2,
   MS-SSIM diversity, importance-weighted bound, reconstruction RMSE, ELBO, KL), and
-  GVAE's latent-size sweep (Table 4: z 16, 100, 1000), as benchmarks/gvae_vs_vae.py does
+  GVAE's latent-size sweep (Table 4: z 100, 500, 1000, 2000), as benchmarks/gvae_vs_vae.py does
   on digits, but with `hidden` 16 (encoder, generator, critic) where configs/gvae.py's
   mnist sizes have 32: a GVAE step there costs ~4x (about 7 s on 2 idle cores).
 * msvae: VAE, deep residual VAE and multi-stage VAE on `mnist5k`, the papers' fixed-sigma
@@ -91,7 +91,7 @@ FULL = dict(
     pixelcnn_steps=500,   # each of 4 runs (gated/ungated x 256/2 levels), batch 32
     gvae_steps=300,       # VAE and each GVAE (the paper: 1000 iterations, section 6)
     gvae_hidden=16,       # encoder, generator and critic widths (configs/gvae.py mnist: 32)
-    gvae_latents=(16, 100, 1000),  # Table 4's sweep; 100 is the mnist config's, Table 5's
+    gvae_latents=(100, 500, 1000, 2000),  # Table 4's sweep; 100 is the mnist config's, Table 5's
     gvae_samples=1000,    # MMD / MS-SSIM samples (capped at the 500 test images)
     iw_samples=16,
     vae_steps=2000,       # VAE, deep residual VAE, multi-stage VAE on mnist5k, batch 32
