@@ -38,10 +38,10 @@ to another path too. Wall seconds are whole runs: training, evaluation and sampl
 
 Time on the 2-core dev machine: `--quick` (every run and row, a few steps each, tiny RIDE
 patches: it checks the plumbing, its numbers mean nothing) took 7 min 20 s end to end,
-with other jobs on the 2 cores (load 3.5 falling to 1.2). The full run was not timed:
-about 1 h 40 min on 2 idle cores is an *estimate* from step times measured here under
-load, scaled by the README's default-run timings (RIDE section ~31 min, PixelCNN ~22,
-GVAE ~28, multi-stage VAE ~10, LapCVAE ~5).
+with other jobs on the 2 cores (load 3.5 falling to 1.2). The full run, one section at a
+time with the test suite sharing the cores: RIDE 40 min, PixelCNN 14, GVAE 19 (with the
+sweep z 16, 100, 1000; the paper's 100, 500, 1000, 2000 adds ~13), multi-stage VAE 6,
+LapCVAE 5; 84 min in all (the README has its table).
 """
 import copy
 import functools
