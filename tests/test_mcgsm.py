@@ -2,17 +2,14 @@
 import numpy as np
 import tensorflow as tf
 
-from configs import mcgsm as mcgsm_config
+from tests import conftest
 from zoo import distributions
 from zoo import layers
 from zoo import mcgsm
 
 
 def tiny_config():
-  c = mcgsm_config.get_config()
-  c.model.update(components=3, scales=2, features=4, neighbourhood=5)
-  c.sample.update(size=8, margin=2)
-  return c
+  return conftest.tiny_config("mcgsm", components=3)  # 5-pixel neighbourhood: 12 inputs
 
 
 def random_images(shape, seed=0):

@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from configs import ride as ride_config
+from tests import conftest
 from zoo import layers
 from zoo import mcgsm
 from zoo import ride
@@ -10,10 +10,9 @@ from zoo import slstm as slstm_lib
 
 
 def tiny_config(num_layers=1, extended=False, mcgsm_input="both"):
-  c = ride_config.get_config()
-  c.model.update(components=3, scales=2, features=4, hidden=5, layers=num_layers, extended=extended,
-                 mcgsm_input=mcgsm_input)
-  c.sample.update(size=5, margin=2)
+  c = conftest.tiny_config("ride", components=3, hidden=5, layers=num_layers, extended=extended,
+                           mcgsm_input=mcgsm_input)
+  c.sample.update(size=5, margin=2)  # 5 x 5 samples keep the sampling tests short
   return c
 
 
