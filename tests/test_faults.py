@@ -84,24 +84,44 @@ class ResumeTest(tf.test.TestCase):
     for name in a:
       self.assertAllEqual(a[name], b[name], msg=name)
 
-  def test_sigterm_saves_a_checkpoint_and_exits_143(self):
-    workdir = os.path.join(self.get_temp_dir(), "run")
+  def check_signal_saves_a_checkpoint(self, signum, name, exit_code):
+    workdir = os.path.join(self.get_temp_dir(), name)
     args = [*TINY, f"--workdir={workdir}", "--config.train.steps=100000",
             "--config.train.checkpoint_every=100000", "--config.train.log_every=1"]
     proc = start(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:  # wait until training runs
       if line.startswith("step 3/"):
         break
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
-    self.assertEqual(proc.returncode, 143, stderr[-2000:])
+    self.assertEqual(proc.returncode, exit_code, stderr[-2000:])
     last = stderr.strip().splitlines()[-1]
-    self.assertRegex(last, r"^SIGTERM at step \d+: checkpoint saved in .*; rerun the same command")
+    self.assertRegex(last, rf"^{name} at step \d+: checkpoint saved in .*; rerun the same command")
     saved = int(last.split()[3].rstrip(":"))
     self.assertEqual(latest_step(workdir), saved)
+    return args, saved
+
+  def test_sigterm_saves_a_checkpoint_and_exits_143(self):
+    args, saved = self.check_signal_saves_a_checkpoint(signal.SIGTERM, "SIGTERM", 143)
     rerun = run([*args[:-3], f"--config.train.steps={saved + 2}"])
     self.assertEqual(rerun.returncode, 0, rerun.stderr[-2000:])
     self.assertIn(f"at step {saved}", rerun.stdout)
+
+  def test_ctrl_c_saves_a_checkpoint_and_exits_130(self):
+    self.check_signal_saves_a_checkpoint(signal.SIGINT, "SIGINT", 130)
+
+
+class PreemptionTest(tf.test.TestCase):
+
+  def test_first_ctrl_c_is_noted_a_second_interrupts_and_handlers_come_back(self):
+    before = signal.getsignal(signal.SIGINT)
+    with rundir.Preemption() as preemption:
+      os.kill(os.getpid(), signal.SIGINT)
+      self.assertTrue(preemption.received)
+      self.assertEqual(preemption.stop(7, "ckpts").exit_code, 130)
+      with self.assertRaises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+    self.assertIs(signal.getsignal(signal.SIGINT), before)
 
 
 class NonFiniteTest(tf.test.TestCase):

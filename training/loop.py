@@ -163,6 +163,9 @@ def _train_stages(run, manager):
       # A stage trained before a restart may still owe its validation.
       if stopper and stopper.needs_check(stage["end"]) and stopper.after_stage(stage["end"], manager):
         break
+    if preemption.received:  # during fine-tuning or validation after the last step
+      rundir.save_checkpoint(manager, run.step)
+      raise preemption.stop(run.step, manager.directory)
   log.close()
   return loss, skipped, cond
 
@@ -206,8 +209,7 @@ def _train_stage(run, stage, manager, log, preemption):
     if preemption.received:
       if step % config.train.checkpoint_every and step != config.train.steps:
         rundir.save_checkpoint(manager, step)
-      raise rundir.TrainingStopped(f"SIGTERM at step {step}: checkpoint saved in {manager.directory}; "
-                            "rerun the same command to resume", exit_code=143)
+      raise preemption.stop(step, manager.directory)
   return loss, skipped
 
 

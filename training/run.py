@@ -6,8 +6,9 @@ r"""Trains a model of the zoo on a dataset: one command, resumable.
 Bad input (unknown model, data or config key, unusable workdir) ends with one line on
 stderr naming what was wrong and what is allowed, exit code 2, and nothing written.
 Faults during training end with one line and keep every checkpoint already written: a
-non-finite loss or a failed write exits 1; SIGTERM (preemption) saves a checkpoint and
-exits 143; rerunning the same command resumes (`--deterministic`: exactly).
+non-finite loss or a failed write exits 1; SIGTERM (preemption) or Ctrl-C (SIGINT) saves
+a checkpoint after the current step and exits 143 or 130 (a second Ctrl-C stops at once);
+rerunning the same command resumes (`--deterministic`: exactly).
 """
 import os
 import sys
@@ -104,8 +105,12 @@ def main(argv):
   except (steps.ConfigError, data_lib.DataError) as e:
     fail(str(e))
   except rundir.TrainingStopped as e:
-    print(f"error: {e}" if e.exit_code != 143 else str(e), file=sys.stderr)
+    print(f"error: {e}" if e.exit_code not in (130, 143) else str(e), file=sys.stderr)
     return e.exit_code
+  except KeyboardInterrupt:  # Ctrl-C outside the training steps, or twice
+    print(f"interrupted; rerun the same command to resume from the last checkpoint in {workdir}",
+          file=sys.stderr)
+    return 130
   module = zoo.get(f.model)
   print(f"{f.model} on {f.data}: {module.METRIC} = {metrics[module.METRIC]:.4f} "
         f"after {metrics['steps']} steps; weights sha256 {metrics['weights_sha256'][:16]}; "

@@ -20,7 +20,8 @@ from export import cli
 
 class TrainingStopped(RuntimeError):
   """Training stopped early, with the message as one line: `exit_code` 1 for a fault
-  (non-finite loss, a write that failed), 143 after SIGTERM (checkpoint saved)."""
+  (non-finite loss, a write that failed), 143 after SIGTERM and 130 after SIGINT (Ctrl-C;
+  both with the checkpoint saved)."""
 
   def __init__(self, message, exit_code=1):
     super().__init__(message)
@@ -71,22 +72,37 @@ def restore_latest_readable(checkpoint, manager):
 
 
 class Preemption:
-  """Notes SIGTERM (a scheduler's preemption) so the loop can checkpoint and stop between
-  steps; restores the previous handler on exit. A no-op outside the main thread."""
+  """Notes SIGTERM (a scheduler's preemption) and SIGINT (Ctrl-C) so the loop can
+  checkpoint and stop between steps; a second Ctrl-C interrupts at once. Restores the
+  previous handlers on exit. A no-op outside the main thread."""
+
+  SIGNALS = {signal.SIGTERM: ("SIGTERM", 143), signal.SIGINT: ("SIGINT", 130)}
 
   def __enter__(self):
-    self.received, self.previous = False, None
+    self.signal, self.previous = None, {}
     if threading.current_thread() is threading.main_thread():
-      self.previous = signal.signal(signal.SIGTERM, self._note)
+      self.previous = {s: signal.signal(s, self._note) for s in self.SIGNALS}
     return self
 
+  @property
+  def received(self):
+    return self.signal is not None
+
+  def stop(self, step, directory):
+    """Returns the TrainingStopped for the signal received at `step` (checkpoint saved)."""
+    name, code = self.SIGNALS[self.signal]
+    return TrainingStopped(f"{name} at step {step}: checkpoint saved in {directory}; rerun the "
+                           "same command to resume", exit_code=code)
+
   def _note(self, signum, frame):
-    del signum, frame
-    self.received = True
+    del frame
+    if signum == signal.SIGINT and self.signal == signal.SIGINT:
+      raise KeyboardInterrupt  # a second Ctrl-C: stop now, without the checkpoint
+    self.signal = signum
 
   def __exit__(self, *exc):
-    if self.previous is not None:
-      signal.signal(signal.SIGTERM, self.previous)
+    for s, handler in self.previous.items():
+      signal.signal(s, handler)
 
 
 def weights_digest(model):
