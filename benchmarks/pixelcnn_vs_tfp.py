@@ -164,7 +164,8 @@ class Ours:
     # Every kernel weight is applied at every pixel (masked taps are multiplied too).
     self.macs = sum(int(np.prod(v.shape)) for v in self.variables if len(v.shape) > 1) * SIZE**2
     optimizer = keras.optimizers.Adam(f.learning_rate)
-    train_step = steps_lib.make_train_step(self.model, {"model": optimizer}, tf.distribute.get_strategy(), batch)
+    train_step = steps_lib.make_train_step(self.model, {"model": optimizer},
+                                           tf.distribute.get_strategy(), batch)
     seeds = tf.zeros([batch, 2], tf.int64)  # unused by the PixelCNN (no noise)
     self.step = lambda images: train_step({"images": images, "seeds": seeds})
     self.log_prob = tf.function(self.model.log_prob)

@@ -185,7 +185,7 @@ def _train_stage(run, stage, manager, log, preemption):
   ds = batches_lib.train_dataset(config, run.source, step, stage["patch_size"], labels)
   iterator = iter(run.strategy.experimental_distribute_dataset(ds))
   step_fn = steps_lib.make_train_step(model, run.optimizers, run.strategy, config.train.batch_size,
-                                      stage["part"], config.train.get("jit", False))
+                                      part=stage["part"], jit=config.train.get("jit", False))
   log.start_stage(stage)
   loss, skipped = float("nan"), 0
   while step < stage["end"]:

@@ -149,7 +149,7 @@ def _run_phase(strategy, phase, batch):
   return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(phase, args=(batch,)), axis=None)
 
 
-def make_train_step(model, optimizers, strategy, global_batch_size, part=None, jit=False):
+def make_train_step(model, optimizers, strategy, global_batch_size, *, part=None, jit=False):
   """Returns a tf.function running one optimisation step on a distributed batch -> loss.
 
   `optimizers` is `build`'s dict. `part` (a stage's) selects the variables
