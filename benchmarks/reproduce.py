@@ -39,9 +39,8 @@ to another path too. Wall seconds are whole runs: training, evaluation and sampl
 Time on the 2-core dev machine: `--quick` (every run and row, a few steps each, tiny RIDE
 patches: it checks the plumbing, its numbers mean nothing) took 7 min 20 s end to end,
 with other jobs on the 2 cores (load 3.5 falling to 1.2). The full run, one section at a
-time with the test suite sharing the cores: RIDE 40 min, PixelCNN 14, GVAE 19 (with the
-sweep z 16, 100, 1000; the paper's 100, 500, 1000, 2000 adds ~13), multi-stage VAE 6,
-LapCVAE 5; 84 min in all (the README has its table).
+time with the test suite sharing the cores: RIDE 40 min, PixelCNN 14, GVAE 23, multi-stage VAE 6,
+LapCVAE 5; 88 min in all (the README has its table).
 """
 import copy
 import functools
