@@ -113,6 +113,7 @@ class EarlyStoppingTest(tf.test.TestCase):
   def test_early_stopping_without_a_validation_split_is_one_line_before_writing(self):
     config = tiny_run_config(steps=4)
     config.train.early_stopping = True
+    config.eval.patch_size = 16  # lfw_faces' images are 32x32
     workdir = os.path.join(self.get_temp_dir(), "never")
     with self.assertRaisesRegex(data.DataError, r"^config.train.early_stopping needs a validation "
                                                 r"split: dataset 'lfw_faces' has no split") as caught:

@@ -149,6 +149,22 @@ class CommandTest(tf.test.TestCase):
         "class-conditional on unlabelled data": (
             ["--model=pixelcnn", "--data=deadleaves", f"--workdir={workdir}",
              "--config.model.conditional=class"], "labelled dataset"),
+        "no steps": (["--model=mcgsm", "--data=deadleaves", f"--workdir={workdir}",
+                      "--config.train.steps=0"], "config.train.steps=0 must be positive"),
+        "negative learning rate": (["--model=mcgsm", "--data=deadleaves", f"--workdir={workdir}",
+                                    "--config.train.learning_rate=-0.1"], "must be positive"),
+        # RIDE's 64x64 evaluation patches in 32x32 faces: refused before training, not after.
+        "evaluation patches larger than the images": (
+            ["--model=mcgsm", "--data=lfw_faces", f"--workdir={workdir}"],
+            "config.eval.patch_size asks for 64x64 patches but the images are 32x32"),
+        "training patches larger than the images": (
+            ["--model=ride", "--data=digits", f"--workdir={workdir}",
+             "--config.eval.patch_size=8"], "config.train.stages asks for 12x12 patches"),
+        "a stray argument": (["--model=mcgsm", "--data=deadleaves", f"--workdir={workdir}",
+                              "deadleaves"], "unexpected arguments deadleaves"),
+        "multi_worker without TF_CONFIG": (["--model=mcgsm", "--data=deadleaves",
+                                            f"--workdir={workdir}", "--strategy=multi_worker"],
+                                           "needs TF_CONFIG"),
         "workdir is a file": (["--model=mcgsm", "--data=deadleaves", f"--workdir={a_file}"], "a_file"),
         "workdir under a file": (["--model=mcgsm", "--data=deadleaves",
                                   f"--workdir={a_file}/run"], "writable"),

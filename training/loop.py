@@ -114,10 +114,10 @@ def train(model_name, data_name, config, workdir, strategy, *, data_dir=None, ex
 def _check_and_build(model_name, config, source, strategy):
   """Returns steps.build's (model, optimizers, checkpoint) after checking what the config
   asks of the model and data; ConfigError or DataError (one line) before anything is written."""
-  steps_lib.check_levels(config)
   with config.unlocked():  # what models need to know of the data, saved with the config
     config.data.image_shape = data_lib.image_shape(source.name, source.data_dir)
     config.data.num_classes = data_lib.num_classes(source.name, source.data_dir)
+  steps_lib.check_config(config, config.data.image_shape)
   if config.train.get("early_stopping", False):
     try:
       data_lib.eval_patches(source.name, patch_size=0, split="validation", data_dir=source.data_dir)

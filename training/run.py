@@ -3,13 +3,16 @@ r"""Trains a model of the zoo on a dataset: one command, resumable.
   python -m training.run --model=mcgsm --data=deadleaves [--workdir=runs/mcgsm-deadleaves]
       [--strategy=auto|multi_worker|default] [--config=configs/mcgsm.py] [--config.train.steps=500]
 
-Bad input (unknown model, data or config key, unusable workdir) ends with one line on
-stderr naming what was wrong and what is allowed, exit code 2, and nothing written.
+Bad input (unknown model, data or config key, unusable workdir, values out of range,
+patches larger than the images, stray arguments, multi_worker without TF_CONFIG) ends
+with one line on stderr naming what was wrong and what is allowed, exit code 2, and
+nothing written.
 Faults during training end with one line and keep every checkpoint already written: a
 non-finite loss or a failed write exits 1; SIGTERM (preemption) or Ctrl-C (SIGINT) saves
 a checkpoint after the current step and exits 143 or 130 (a second Ctrl-C stops at once);
 rerunning the same command resumes (`--deterministic`: exactly).
 """
+import json
 import os
 import sys
 
@@ -83,9 +86,30 @@ def _config_keys(model, data):
           for field in fields]
 
 
+def check_tf_config(strategy):
+  """Fails unless --strategy=multi_worker comes with a TF_CONFIG naming a cluster and this
+  task (MultiWorkerMirroredStrategy would otherwise train alone, or fail deep inside TF)."""
+  if strategy != "multi_worker":
+    return
+  text = os.environ.get("TF_CONFIG")
+  if not text:
+    fail("--strategy=multi_worker needs TF_CONFIG (JSON with 'cluster' and 'task'); set it on "
+         "every worker, or use --strategy=auto on one machine")
+  try:
+    tf_config = json.loads(text)
+  except ValueError as e:
+    fail(f"TF_CONFIG is not valid JSON ({e}); give {{\"cluster\": {{...}}, \"task\": {{\"type\": "
+         "\"worker\", \"index\": 0}}")
+  if not isinstance(tf_config, dict) or not {"cluster", "task"} <= set(tf_config):
+    fail("TF_CONFIG must have 'cluster' and 'task' (e.g. {\"cluster\": {\"worker\": [...]}, "
+         "\"task\": {\"type\": \"worker\", \"index\": 0}})")
+
+
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    fail(f"unexpected arguments {' '.join(argv[1:])}; usage: {USAGE}")
   f = flags.FLAGS
+  check_tf_config(f.strategy)
   workdir = f.workdir or os.path.join("runs", f"{f.model}-{f.data.replace(':', '_')}")
   cli.check_writable_dir(workdir, "workdir")
   from training import data as data_lib  # pylint: disable=g-import-not-at-top

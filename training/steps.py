@@ -19,11 +19,38 @@ class ConfigError(ValueError):
   """The config asks for something the model or data cannot do; the message is one line."""
 
 
-def check_levels(config):
-  """Raises ConfigError unless config.model.levels (if any) divides 256."""
+# Fields that must be positive, where the config has them.
+_POSITIVE = (("train", "steps"), ("train", "batch_size"), ("train", "learning_rate"),
+             ("train", "checkpoint_every"), ("train", "log_every"), ("eval", "batch_size"),
+             ("eval", "max_patches"))
+
+
+def check_config(config, image_shape):
+  """Raises ConfigError (one line) unless the config's values are usable: config.model.levels
+  divides 256, counts and rates are positive, and the training and evaluation patches fit
+  in the data's images (`image_shape` (H, W, C), None for a side that varies)."""
   levels = config.model.get("levels", 256)
   if not isinstance(levels, int) or levels < 2 or 256 % levels:
     raise ConfigError(f"config.model.levels={levels!r} must divide 256: 2, 4, 8, 16, 32, 64, 128 or 256")
+  for section, field in _POSITIVE:
+    value = config[section].get(field)
+    if value is not None and not value > 0:
+      raise ConfigError(f"config.{section}.{field}={value!r} must be positive")
+  sides = [side for side in image_shape[:2] if side]
+  if not sides:
+    return
+  smallest = min(sides)
+  patches = [("config.eval.patch_size", config.eval.get("patch_size", 0))]
+  try:
+    patches += [("config.train.stages" if config.train.get("stages") else "config.data.patch_size",
+                 stage["patch_size"]) for stage in stages(config)]
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
+  for name, patch in patches:
+    if patch and patch > smallest:
+      raise ConfigError(f"{name} asks for {patch}x{patch} patches but the images are "
+                        f"{image_shape[0]}x{image_shape[1]}: give patches of at most {smallest} "
+                        "(0: whole images)")
 
 
 def stages(config):
