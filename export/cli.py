@@ -23,12 +23,25 @@ def first_line(error):
   return text.splitlines()[0] if text else type(error).__name__
 
 
-def flags_parser(usage, define=None, errors=(flags.Error,)):
+HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull")
+
+
+def main_module_help(usage):
+  """Returns the usage line and the main module's flags with their help and defaults."""
+  return f"usage: {usage}\n\n{flags.FLAGS.main_module_help()}"
+
+
+def flags_parser(usage, define=None, errors=(flags.Error,), help_text=None):
   """Returns an absl `flags_parser` that turns a flag error into one line and exit 2.
 
   `define(argv)`, if given, defines flags that depend on other flags' values first.
+  -h / --help prints `help_text(argv)` (default: the usage and the module's flags) and
+  exits 0.
   """
   def parse(argv):
+    if any(arg in HELP_FLAGS for arg in argv[1:]):
+      print((help_text or (lambda argv: main_module_help(usage)))(argv))
+      sys.exit(0)
     try:
       if define is not None:
         define(argv)

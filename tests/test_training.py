@@ -180,6 +180,21 @@ class CommandTest(tf.test.TestCase):
       self.assertEqual(f.read(), "keep me")
 
 
+  def test_help_lists_the_flags_and_the_models_config_keys(self):
+    result = run_cli(["--model=ride", "--help"], timeout=120)
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    for wanted in ("usage: python -m training.run", "--workdir", "--strategy", "deadleaves",
+                   "config.model.mcgsm_input", "config.train.steps"):
+      self.assertIn(wanted, result.stdout)
+    for module in ("training.sample", "export.run"):
+      with self.subTest(module):
+        result = subprocess.run([sys.executable, "-m", module, "-h"], cwd=ROOT, env=user_env(),
+                                capture_output=True, text=True, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertIn(f"usage: python -m {module}", result.stdout)
+        self.assertIn("--workdir", result.stdout)
+
+
 class PixelCNNTrainingTest(tf.test.TestCase):
   """The PixelCNN through the one loop: labels, requantised levels, samples, export."""
 

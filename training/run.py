@@ -26,6 +26,16 @@ import zoo
 STRATEGIES = ("auto", "multi_worker", "default")
 USAGE = "python -m training.run --model=NAME --data=NAME [--workdir=DIR] [--config.x.y=v]"
 
+flags.DEFINE_string("model", None, f"model: {', '.join(zoo.NAMES)}")
+flags.DEFINE_string("data", None, "dataset name (see training/data.py)")
+flags.DEFINE_string("workdir", None, "run directory (default runs/<model>-<data>)")
+flags.DEFINE_enum("strategy", "auto", STRATEGIES, "tf.distribute strategy")
+flags.DEFINE_string("data_dir", None, "TFDS data dir (default: TFDS's own)")
+flags.DEFINE_bool("export", True, "export a SavedModel at the end")
+flags.DEFINE_bool("deterministic", False,
+                  "TensorFlow op determinism: a run killed and rerun ends with the weights of "
+                  "an uninterrupted one (some ops are slower)")
+
 
 def _flag_value(argv, name):
   """Returns the value of --name=value or --name value in argv, else None."""
@@ -57,15 +67,6 @@ def define_flags(argv):
     data_lib.check_name(data)
   except data_lib.DataError as e:
     fail(str(e))
-  flags.DEFINE_string("model", None, f"model: {', '.join(zoo.NAMES)}")
-  flags.DEFINE_string("data", None, "dataset name (see training/data.py)")
-  flags.DEFINE_string("workdir", None, "run directory (default runs/<model>-<data>)")
-  flags.DEFINE_enum("strategy", "auto", STRATEGIES, "tf.distribute strategy")
-  flags.DEFINE_string("data_dir", None, "TFDS data dir (default: TFDS's own)")
-  flags.DEFINE_bool("export", True, "export a SavedModel at the end")
-  flags.DEFINE_bool("deterministic", False,
-                    "TensorFlow op determinism: a run killed and rerun ends with the weights of "
-                    "an uninterrupted one (some ops are slower)")
   try:  # the overrides are applied here, while the default config is parsed
     config_flags.DEFINE_config_file("config", f"{_config_path(model)}:{data}",
                                     "config file; --config.x.y=v overrides a field")
@@ -103,6 +104,24 @@ def check_tf_config(strategy):
   if not isinstance(tf_config, dict) or not {"cluster", "task"} <= set(tf_config):
     fail("TF_CONFIG must have 'cluster' and 'task' (e.g. {\"cluster\": {\"worker\": [...]}, "
          "\"task\": {\"type\": \"worker\", \"index\": 0}})")
+
+
+def help_text(argv):
+  """Returns --help's text: the usage, the models and data sets, and with --model the flags
+  and that model's config keys."""
+  model = _flag_value(argv, "model")
+  with cli.quiet_stderr():  # the data module imports TensorFlow
+    from training import data as data_lib  # pylint: disable=g-import-not-at-top
+  lines = [f"usage: {USAGE}", "", f"models: {', '.join(zoo.NAMES)}",
+           f"data: {', '.join(data_lib.DATASETS)}, or tfds:<name>"]
+  if model not in zoo.NAMES:
+    return "\n".join(lines + ["", flags.FLAGS.main_module_help(), "",
+                               "python -m training.run --model=NAME --help adds that model's "
+                               "config keys"])
+  keys = _config_keys(model, _flag_value(argv, "data") or "")
+  return "\n".join(lines + ["", flags.FLAGS.main_module_help(), "  --config: config file "
+                             f"(default configs/{model}.py); --config.x.y=v overrides a field", "",
+                             f"config keys of {model}:", *("  " + k for k in keys)])
 
 
 def main(argv):
@@ -145,4 +164,5 @@ def main(argv):
 if __name__ == "__main__":
   # config_flags reports a bad override as AttributeError/KeyError/ValueError/TypeError.
   cli.run(main, cli.flags_parser(
-      USAGE, define_flags, (flags.Error, AttributeError, KeyError, ValueError, TypeError)))
+      USAGE, define_flags, (flags.Error, AttributeError, KeyError, ValueError, TypeError),
+      help_text=help_text))
