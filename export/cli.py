@@ -34,7 +34,8 @@ def main_module_help(usage):
 def flags_parser(usage, define=None, errors=(flags.Error,), help_text=None):
   """Returns an absl `flags_parser` that turns a flag error into one line and exit 2.
 
-  `define(argv)`, if given, defines flags that depend on other flags' values first.
+  `define(argv)`, if given, defines flags that depend on other flags' values first (and
+  may return argv rewritten).
   -h / --help prints `help_text(argv)` (default: the usage and the module's flags) and
   exits 0.
   """
@@ -44,7 +45,7 @@ def flags_parser(usage, define=None, errors=(flags.Error,), help_text=None):
       sys.exit(0)
     try:
       if define is not None:
-        define(argv)
+        argv = define(argv) or argv
       return flags.FLAGS(argv)
     except errors as e:
       fail(f"bad flag: {first_line(e)}; usage: {usage}")
@@ -54,10 +55,21 @@ def flags_parser(usage, define=None, errors=(flags.Error,), help_text=None):
 def run(main, parser):
   """Parses the flags with `parser`, then runs `main(argv)` and exits with its result.
 
+  Quiet by default: TensorFlow's and TFDS's own log lines (oneDNN, dataset buffers,
+  graph passes) are hidden unless --tf_logs is given or TF_CPP_MIN_LOG_LEVEL is set, so a
+  run prints its progress and its result, and an error its one line.
   `absl.app.run` is not used: in TF 2.21 it makes TensorFlow probe for CUDA before
   `main` starts, and that probe's log line would precede a one-line usage error.
   """
+  flags.DEFINE_bool("tf_logs", False, "show TensorFlow's and TFDS's own log lines",
+                    module_name=sys.argv[0])
+  quiet = not any(arg in ("--tf_logs", "--tf_logs=true") for arg in sys.argv[1:])
+  if quiet:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # read when TensorFlow is imported
   argv = parser(sys.argv)
+  if quiet:
+    from absl import logging  # pylint: disable=g-import-not-at-top
+    logging.set_verbosity(logging.ERROR)
   sys.exit(main(argv))
 
 

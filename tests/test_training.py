@@ -30,9 +30,11 @@ def user_env():
   return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
 
-def run_cli(args, timeout=300, **kwargs):
-  """Runs `python -m training.run args` from the repo root; returns the CompletedProcess."""
-  return subprocess.run([sys.executable, "-m", "training.run", *args], cwd=ROOT, env=user_env(),
+def run_cli(args, timeout=300, env=None, **kwargs):
+  """Runs `python -m training.run args` (from the repo root unless `cwd` is given) in a
+  user's environment (or `env`); returns the CompletedProcess."""
+  kwargs.setdefault("cwd", ROOT)
+  return subprocess.run([sys.executable, "-m", "training.run", *args], env=env or user_env(),
                         capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
@@ -165,13 +167,36 @@ class CommandTest(tf.test.TestCase):
         "multi_worker without TF_CONFIG": (["--model=mcgsm", "--data=deadleaves",
                                             f"--workdir={workdir}", "--strategy=multi_worker"],
                                            "needs TF_CONFIG"),
+        "multi_worker with malformed TF_CONFIG": (
+            ["--model=mcgsm", "--data=deadleaves", f"--workdir={workdir}",
+             "--strategy=multi_worker"], "TF_CONFIG is not valid JSON", {"TF_CONFIG": "{cluster"}),
+        "no batch": (["--model=mcgsm", "--data=deadleaves", f"--workdir={workdir}",
+                      "--config.train.batch_size=0"], "config.train.batch_size=0 must be positive"),
         "workdir is a file": (["--model=mcgsm", "--data=deadleaves", f"--workdir={a_file}"], "a_file"),
         "workdir under a file": (["--model=mcgsm", "--data=deadleaves",
                                   f"--workdir={a_file}/run"], "writable"),
+        "data_dir is a file": (["--model=mcgsm", "--data=deadleaves", f"--workdir={workdir}",
+                                f"--data_dir={a_file}"], f"--data_dir={a_file} is a file"),
+        "no such config file": (["--model=mcgsm", "--data=deadleaves", f"--workdir={workdir}",
+                                 f"--config={tmp}/nope.py"], "no such file"),
+        "a config file that does not load": (["--model=mcgsm", "--data=deadleaves",
+                                              f"--workdir={workdir}", f"--config={a_file}"],
+                                             "cannot load --config"),
+        "another model's config file": (
+            ["--model=ride", "--data=deadleaves", f"--workdir={workdir}",
+             f"--config={ROOT}/configs/mcgsm.py"], "does not configure ride: it lacks config."),
+        # The README's relative configs/... path, outside the checkout: the packaged file
+        # is found (the error is about the value, not the file).
+        "configs/ path outside the checkout": (
+            ["--model=mcgsm", "--data=deadleaves", f"--workdir={workdir}",
+             "--config=configs/mcgsm.py:deadleaves", "--config.train.steps=0"],
+            "config.train.steps=0 must be positive", {}, tmp),
     }
-    for name, (args, mentioned) in cases.items():
+    for name, (args, mentioned, *rest) in cases.items():  # rest: [environment[, cwd]]
       with self.subTest(name):
-        result = run_cli(args, timeout=120)
+        extra_env, cwd = (rest[0] if rest else {}), (rest[1] if len(rest) > 1 else ROOT)
+        result = run_cli(args, timeout=120, env=dict(user_env(), PYTHONPATH=ROOT, **extra_env),
+                         cwd=cwd)
         self.assertEqual(result.returncode, 2, result.stderr[-2000:])
         self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
         self.assertIn(mentioned, result.stderr)

@@ -45,6 +45,11 @@ Training batches are a pure function of (seed, step) when the split fits in memo
 uninterrupted one would. Larger sets (celeb_a) stream with a shuffle buffer instead.
 """
 
+import os
+import shutil
+import socket
+import urllib.parse
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -84,6 +89,7 @@ _BUILDERS = {"deadleaves": deadleaves.Deadleaves, "bsds300": bsds300.Bsds300,
              "lfw_faces": lfw_faces.LfwFaces}
 
 _CELEB_A_CROP = (55, 35, 108)  # top, left, size
+_TFDS_DOWNLOAD = tfds.core.DatasetBuilder.download_and_prepare  # as imported, not mocked
 _CELEB_A_SIZE = 64
 
 
@@ -184,23 +190,92 @@ def _split(builder, name, split):
 
 
 def _prepare(builder, name):
-  """Builds or downloads the dataset into its data_dir unless it is there already."""
+  """Builds or downloads the dataset into its data_dir unless it is there already; a
+  failed build leaves the data dir as it found it (no partial downloads, empty folders)."""
   if builder.is_prepared():
     return
+  root = str(builder.data_dir_root)
+  before = _paths_under(root) if os.path.isdir(root) else None
   try:
     builder.download_and_prepare()
   except Exception as e:  # download, manual-dir and generation failures all end here
+    for path in sorted(_paths_under(root) - (before or set()), reverse=True):  # deepest first
+      if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+      elif os.path.lexists(path):
+        os.remove(path)
+    if before is None:
+      shutil.rmtree(root, ignore_errors=True)
     reason = " ".join(str(e).split())[:300]
-    if name == "bsds300":  # not in TFDS's registry, so `tfds build bsds300` cannot find it
-      fix = (builder.MANUAL_DOWNLOAD_INSTRUCTIONS.replace("<data_dir>", str(builder.data_dir_root))
-             + " Or build it where it can be downloaded with `python -m "
-             "training.datasets.bsds300 --data_dir=DIR` and pass that data_dir")
-    else:
-      fix = (f"prepare it where it can be downloaded with `tfds build {builder.name} "
-             "--data_dir=DIR` and pass that data_dir")
     raise DataError(
         f"dataset {name!r} is not prepared in {builder.data_dir} and could not be built "
-        f"({type(e).__name__}: {reason}); {fix}") from e
+        f"({type(e).__name__}: {reason}); {_how_to_provide(name, builder)}") from e
+
+
+def _download_hosts(name, builder):
+  """Returns the (host, port) pairs that building `name` downloads from; none for the
+  generated and bundled sets, and none for bsds300 when its archive is in the manual dir."""
+  if name == "bsds300":
+    manual = os.path.join(str(builder.data_dir_root), "downloads", "manual")
+    if any(os.path.exists(os.path.join(manual, *p)) for p in bsds300.MANUAL_PATHS):
+      return set()
+    urls = [bsds300.URL]
+  elif name in _BUILDERS or name.startswith(_TEXTURES_PREFIX) or name == "textures":
+    return set()
+  else:
+    urls = list(builder.url_infos or {})
+  pairs = set()
+  for url in urls:
+    parsed = urllib.parse.urlparse(url)
+    pairs.add((parsed.hostname, parsed.port or (80 if parsed.scheme == "http" else 443)))
+  return pairs
+
+
+def _unreachable(host, port, timeout=5):
+  """Returns why (host, port) cannot be reached (through the proxy the environment names,
+  as the download would be), or None if a connection opens within `timeout` seconds."""
+  proxy = next((os.environ[k] for k in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY",
+                                        "all_proxy", "ALL_PROXY") if os.environ.get(k)), None)
+  if proxy:
+    parsed = urllib.parse.urlparse(proxy if "://" in proxy else f"http://{proxy}")
+    host, port = parsed.hostname, parsed.port or 80
+  try:
+    socket.create_connection((host, port), timeout=timeout).close()
+    return None
+  except OSError as e:
+    return f"{host}:{port}: {e.strerror or e}"
+
+
+def check_available(name, data_dir=None):
+  """Raises DataError, within seconds and writing nothing, unless dataset `name` is
+  prepared in its data dir or can be built here (generated, bundled, or its download
+  hosts answer). Without it an offline machine would retry downloads for minutes."""
+  builder = _builder(name, data_dir)
+  if builder.is_prepared() or type(builder).download_and_prepare is not _TFDS_DOWNLOAD:
+    return  # prepared, or a download that is not TFDS's (tfds.testing.mock_data's no-op)
+  for host, port in sorted(_download_hosts(name, builder)):
+    reason = _unreachable(host, port)
+    if reason:
+      raise DataError(f"dataset {name!r} is not prepared in {builder.data_dir} and cannot be "
+                      f"downloaded here ({reason}); {_how_to_provide(name, builder)}")
+
+
+def _how_to_provide(name, builder):
+  """Returns the one-line advice on providing dataset `name` without a download here."""
+  if name == "bsds300":  # not in TFDS's registry, so `tfds build bsds300` cannot find it
+    return (builder.MANUAL_DOWNLOAD_INSTRUCTIONS.replace("<data_dir>", str(builder.data_dir_root))
+            + " Or build it where it can be downloaded with `python -m "
+            "training.datasets.bsds300 --data_dir=DIR`, copy DIR here and pass --data_dir=DIR")
+  return (f"build it where it can be downloaded with `tfds build {builder.name} --data_dir=DIR`, "
+          "copy DIR here and pass --data_dir=DIR")
+
+
+def _paths_under(root):
+  """Returns the set of every file and directory path under `root`."""
+  paths = set()
+  for directory, subdirs, files in os.walk(root):
+    paths.update(os.path.join(directory, name) for name in subdirs + files)
+  return paths
 
 
 def _celeb_a_64(image):

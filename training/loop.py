@@ -14,6 +14,7 @@ where it stopped. `train` reads top to bottom:
 
 The workdir's files and their guarantees are training/rundir.py's.
 """
+import contextlib
 import dataclasses
 import json
 import math
@@ -76,24 +77,91 @@ class Run:
     return int(next(iter(self.optimizers.values())).iterations.numpy())
 
 
-def train(model_name, data_name, config, workdir, strategy, *, data_dir=None, export=True):
-  """Trains (or resumes) a run in `workdir`; returns the final metrics dict."""
+def train(model_name, data_name, config, workdir, strategy, *, data_dir=None, export=True,
+          export_finished=False):
+  """Trains (or resumes) a run in `workdir`; returns the final metrics dict.
+
+  A workdir whose run already finished these steps with this config is left as it is:
+  its metrics.json comes back with "finished": True, and nothing is trained, evaluated
+  or (unless `export_finished`) exported. rundir.Refused when the workdir is busy or
+  holds another run.
+  """
   source = batches_lib.Source(data_lib.resolve(data_name, config.data), data_dir)  # textures/brick
   model, optimizers, checkpoint = _check_and_build(model_name, config, source, strategy)
   chief = is_chief(strategy)
+  run_info = {"model": model_name, "data": source.name}
+  config_json = json.loads(config.to_json_best_effort())
+  with contextlib.ExitStack() as held:  # the workdir's lock, on the chief
+    changed, finished = _claim_workdir(strategy, chief, workdir, run_info, config_json,
+                                       config.train.steps, held)
+    if finished is not None:
+      if chief and export_finished:
+        rundir.restore_latest_readable(checkpoint, tf.train.CheckpointManager(
+            checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=3))
+        from export import saved_model  # pylint: disable=g-import-not-at-top
+        finished["export"] = saved_model.export(model, config, os.path.join(workdir, "export"))
+      return dict(finished, finished=True)
+    return _train_run(run_info, config, config_json, changed, source, strategy, chief,
+                      model, optimizers, checkpoint, workdir, export)
+
+
+# What the chief found in the workdir, as every worker learns it (_claim_workdir).
+_GO, _FINISHED, _REFUSED = 0, 1, 2
+
+
+def _claim_workdir(strategy, chief, workdir, run_info, config_json, steps, held):
+  """On the chief: checks that the workdir can take this run (rundir.check_resume) and
+  locks it for the life of `held`. Returns (the config changes of a rerun, the metrics of
+  a run that already finished, else None); every worker gets the chief's verdict, so a
+  refusal or a finished run ends all of them (they would otherwise wait at the first
+  all-reduce for a chief that left)."""
+  changed, finished, verdict = {}, None, _GO
+  refusal = None
+  if chief:
+    try:
+      changed = rundir.check_resume(workdir, run_info, config_json)
+      held.enter_context(rundir.Lock(workdir))
+      finished = None if changed else rundir.finished_metrics(workdir, steps)
+      verdict = _GO if finished is None else _FINISHED
+    except rundir.Refused as e:
+      refusal, verdict = e, _REFUSED
+  verdict = _chiefs(strategy, chief, verdict)
+  if refusal is not None:
+    raise refusal
+  if verdict == _REFUSED:
+    raise rundir.Refused(f"the chief refused --workdir={workdir} (its message says why)")
+  if verdict == _FINISHED and finished is None:  # a worker other than the chief
+    finished = {}
+  return changed, finished
+
+
+def _chiefs(strategy, chief, value):
+  """Returns the chief's integer `value` on every worker: under MultiWorkerMirroredStrategy
+  one all-reduce (the chief's replicas give `value`, the others 0); else `value`."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.cluster_spec().as_dict():
+    return value
+  mine = value if chief else 0
+  total = strategy.reduce(tf.distribute.ReduceOp.SUM,
+                          strategy.run(lambda: tf.constant(mine, tf.int64)), axis=None)
+  return int(total.numpy()) // len(strategy.experimental_local_results(tf.constant(0)))
+
+
+def _train_run(run_info, config, config_json, changed, source, strategy, chief, model,
+               optimizers, checkpoint, workdir, export):
+  """Resumes, trains, evaluates; the chief writes samples.png, metrics.json and the export."""
   # Only the chief writes into the workdir; other workers write to a scratch dir.
   write_dir = workdir if chief else tempfile.mkdtemp(prefix="genzoo-worker-")
   os.makedirs(write_dir, exist_ok=True)
-  for name, payload in (("run.json", {"model": model_name, "data": source.name}),
-                        ("config.json", json.loads(config.to_json_best_effort()))):
-    rundir.write_json(os.path.join(write_dir, name), payload)
-  run = Run(config, source, strategy, model, optimizers, zoo.get(model_name).METRIC, write_dir,
-            chief)
+  run = Run(config, source, strategy, model, optimizers, zoo.get(run_info["model"]).METRIC,
+            write_dir, chief)
   manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
                                        max_to_keep=3)
   restored = rundir.restore_latest_readable(checkpoint, manager)
+  rundir.record_run(write_dir, run_info, config_json, changed, run.step)
   if restored:
-    print(f"resuming from {restored} at step {run.step}")
+    print(f"resuming from {restored} at step {run.step}"
+          + (f" with {', '.join('config.' + k for k in changed)} changed" if changed else ""))
   loss, skipped, cond = _train_stages(run, manager)
   metrics = evaluation.evaluate(model, config, source, run.metric)
   metrics.update(steps=run.step, final_train_loss=loss, weights_sha256=rundir.weights_digest(model))
@@ -114,6 +182,7 @@ def train(model_name, data_name, config, workdir, strategy, *, data_dir=None, ex
 def _check_and_build(model_name, config, source, strategy):
   """Returns steps.build's (model, optimizers, checkpoint) after checking what the config
   asks of the model and data; ConfigError or DataError (one line) before anything is written."""
+  data_lib.check_available(source.name, source.data_dir)  # seconds, not minutes, offline
   with config.unlocked():  # what models need to know of the data, saved with the config
     config.data.image_shape = data_lib.image_shape(source.name, source.data_dir)
     config.data.num_classes = data_lib.num_classes(source.name, source.data_dir)

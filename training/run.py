@@ -3,10 +3,14 @@ r"""Trains a model of the zoo on a dataset: one command, resumable.
   python -m training.run --model=mcgsm --data=deadleaves [--workdir=runs/mcgsm-deadleaves]
       [--strategy=auto|multi_worker|default] [--config=configs/mcgsm.py] [--config.train.steps=500]
 
-Bad input (unknown model, data or config key, unusable workdir, values out of range,
-patches larger than the images, stray arguments, multi_worker without TF_CONFIG) ends
-with one line on stderr naming what was wrong and what is allowed, exit code 2, and
-nothing written.
+Bad input (unknown model, data or config key, a config file that is missing, broken or
+another model's, unusable workdir or data_dir, values out of range, patches larger than
+the images, stray arguments, multi_worker without TF_CONFIG, a data set that needs a
+download on a machine that cannot reach it) ends with one line on stderr naming what was
+wrong and what is allowed, exit code 2, and nothing written.
+The workdir holds one run: a second process on it, another model's run, or a config
+that differs in more than steps, logging, evaluation, sampling and export are refused
+the same way; a rerun of a finished run says so and exits 0 (--export exports it again).
 Faults during training end with one line and keep every checkpoint already written: a
 non-finite loss or a failed write exits 1; SIGTERM (preemption) or Ctrl-C (SIGINT) saves
 a checkpoint after the current step and exits 143 or 130 (a second Ctrl-C stops at once);
@@ -31,7 +35,8 @@ flags.DEFINE_string("data", None, "dataset name (see training/data.py)")
 flags.DEFINE_string("workdir", None, "run directory (default runs/<model>-<data>)")
 flags.DEFINE_enum("strategy", "auto", STRATEGIES, "tf.distribute strategy")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default: TFDS's own)")
-flags.DEFINE_bool("export", True, "export a SavedModel at the end")
+flags.DEFINE_bool("export", True, "export a SavedModel at the end; rerunning a finished run "
+                  "exports it again only when --export is given")
 flags.DEFINE_bool("deterministic", False,
                   "TensorFlow op determinism: a run killed and rerun ends with the weights of "
                   "an uninterrupted one (some ops are slower)")
@@ -47,14 +52,84 @@ def _flag_value(argv, name):
   return None
 
 
-def _config_path(model):
-  """Returns the path of configs/<model>.py shipped with the package."""
+def _configs_dir():
+  """Returns the directory of the config files shipped with the package."""
   import configs  # pylint: disable=g-import-not-at-top
-  return os.path.join(os.path.dirname(configs.__file__), f"{model}.py")
+  return os.path.dirname(configs.__file__)
+
+
+def _load_config_file(path, arg):
+  """Returns get_config(arg) (get_config() when arg is None) of the config file `path`."""
+  import importlib.machinery  # pylint: disable=g-import-not-at-top
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  loader = importlib.machinery.SourceFileLoader("genzoo_config_file", path)  # any file name
+  module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+  loader.exec_module(module)
+  return module.get_config() if arg is None else module.get_config(arg)
+
+
+def _keys(config):
+  """Returns the set of a config's keys as "section.field"."""
+  return {f"{section}.{field}" for section, fields in config.items() for field in fields}
+
+
+def _model_keys(model):
+  """Returns (the keys every config of `model` has, every key one may have)."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  from training import data as data_lib  # pylint: disable=g-import-not-at-top
+  get_config = importlib.import_module(f"configs.{model}").get_config
+  variants = [_keys(get_config(arg)) for arg in ("",) + data_lib.DATASETS]
+  return set.intersection(*variants), set.union(*variants)
+
+
+def check_config_file(argv, model):
+  """Returns argv with --config's file found, after failing (one line) unless it loads and
+  configures `model`.
+
+  A relative configs/<name>.py that is not there (a command from the README run outside
+  the checkout) means the file shipped with the package.
+  """
+  value = _flag_value(argv, "config")
+  if value is None:
+    return argv
+  path, arg = value.split(":", 1) if ":" in value else (value, None)
+  shipped = os.path.join(_configs_dir(), os.path.basename(path))
+  if (not os.path.isfile(path) and not os.path.isabs(path)
+      and os.path.basename(os.path.dirname(os.path.normpath(path))) == "configs"
+      and os.path.isfile(shipped)):
+    found = shipped + (f":{arg}" if arg is not None else "")
+    argv = [f"--config={found}" if a == f"--config={value}" else
+            found if a == value and i and argv[i - 1] == "--config" else a
+            for i, a in enumerate(argv)]
+    path = shipped
+  if not os.path.isfile(path):
+    names = sorted(n for n in os.listdir(_configs_dir()) if n.endswith(".py") and n[0] != "_")
+    fail(f"--config={value}: no such file {path}; give a config file, e.g. "
+         f"--config=configs/{model}.py (shipped: {', '.join(names)})")
+  try:
+    with cli.quiet_stderr():
+      config = _load_config_file(path, arg)
+  except Exception as e:  # pylint: disable=broad-except  (whatever the user's file raises)
+    fail(f"cannot load --config={value}: {type(e).__name__}: {cli.first_line(e)}")
+  required, allowed = _model_keys(model)
+  try:
+    keys = _keys(config)
+  except (AttributeError, TypeError):
+    fail(f"--config={value}: get_config() must return a ConfigDict of sections "
+         f"(data, model, train, ...), as configs/{model}.py does")
+  missing, extra = sorted(required - keys), sorted(keys - allowed)
+  if missing or extra:
+    wrong = (f"lacks {', '.join('config.' + k for k in missing[:5])}" if missing else
+             f"has keys {model} does not take: {', '.join('config.' + k for k in extra[:5])}")
+    fail(f"--config={value} does not configure {model}: it {wrong}"
+         f"{', ...' if len(missing or extra) > 5 else ''} (another model's file? {model}'s is "
+         f"configs/{model}.py)")
+  return argv
 
 
 def define_flags(argv):
-  """Defines the flags; the config file's default follows --model and --data."""
+  """Defines the flags; the config file's default follows --model and --data. Returns
+  argv with --config's file found (check_config_file)."""
   model = _flag_value(argv, "model")
   data = _flag_value(argv, "data") or ""
   if model is None:
@@ -67,8 +142,9 @@ def define_flags(argv):
     data_lib.check_name(data)
   except data_lib.DataError as e:
     fail(str(e))
+  argv = check_config_file(argv, model)
   try:  # the overrides are applied here, while the default config is parsed
-    config_flags.DEFINE_config_file("config", f"{_config_path(model)}:{data}",
+    config_flags.DEFINE_config_file("config", os.path.join(_configs_dir(), f"{model}.py:{data}"),
                                     "config file; --config.x.y=v overrides a field")
   except (AttributeError, KeyError) as e:
     given = [a.split("=", 1)[0][2:] for a in argv if a.startswith("--config.")]
@@ -77,6 +153,7 @@ def define_flags(argv):
          f"valid: {', '.join(_config_keys(model, data))}")
   except (ValueError, TypeError) as e:
     fail(f"bad config value: {cli.first_line(e)}")
+  return argv
 
 
 def _config_keys(model, data):
@@ -85,6 +162,16 @@ def _config_keys(model, data):
   config = importlib.import_module(f"configs.{model}").get_config(data)
   return [f"config.{section}.{field}" for section, fields in config.items()
           for field in fields]
+
+
+def check_data_dir(data_dir):
+  """Fails unless --data_dir is a directory, or a path where one can be made (TFDS makes
+  it for the generated and bundled sets). Creates nothing."""
+  if data_dir and os.path.exists(data_dir) and not os.path.isdir(data_dir):
+    fail(f"--data_dir={data_dir} is a file; give TFDS's data directory (an existing one, or a "
+         "new path for the generated and bundled sets), or leave it out for TFDS's default")
+  if data_dir and not os.path.exists(data_dir):
+    cli.check_writable_dir(data_dir, "data_dir")
 
 
 def check_tf_config(strategy):
@@ -131,6 +218,7 @@ def main(argv):
   check_tf_config(f.strategy)
   workdir = f.workdir or os.path.join("runs", f"{f.model}-{f.data.replace(':', '_')}")
   cli.check_writable_dir(workdir, "workdir")
+  check_data_dir(f.data_dir)
   from training import data as data_lib  # pylint: disable=g-import-not-at-top
   from training import loop, rundir, steps  # pylint: disable=g-import-not-at-top  (TF: keep --help fast)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -143,9 +231,9 @@ def main(argv):
     strategy = loop.make_strategy(f.strategy)
     tf.config.list_logical_devices()
   try:
-    metrics = loop.train(f.model, f.data, f.config, workdir, strategy,
-                         data_dir=f.data_dir, export=f.export)
-  except (steps.ConfigError, data_lib.DataError) as e:
+    metrics = loop.train(f.model, f.data, f.config, workdir, strategy, data_dir=f.data_dir,
+                         export=f.export, export_finished=f["export"].present and f.export)
+  except (steps.ConfigError, data_lib.DataError, rundir.Refused) as e:
     fail(str(e))
   except rundir.TrainingStopped as e:
     print(f"error: {e}" if e.exit_code not in (130, 143) else str(e), file=sys.stderr)
@@ -155,6 +243,13 @@ def main(argv):
           file=sys.stderr)
     return 130
   module = zoo.get(f.model)
+  if metrics.get("finished"):
+    done = (f"after {metrics['steps']} steps ({module.METRIC} = {metrics[module.METRIC]:.4f})"
+            if "steps" in metrics else "(the chief's workdir)")
+    print(f"{f.model} on {f.data}: already finished in {workdir} {done}; nothing trained"
+          + (f"; export {metrics['export']}" if "export" in metrics else
+             "; --export exports it again, --config.train.steps=N trains on"))
+    return 0
   print(f"{f.model} on {f.data}: {module.METRIC} = {metrics[module.METRIC]:.4f} "
         f"after {metrics['steps']} steps; weights sha256 {metrics['weights_sha256'][:16]}; "
         f"workdir {workdir}"

@@ -1,15 +1,21 @@
 """The run directory: what a run writes, how it resumes, and how it stops cleanly.
 
-Layout (`export.workdir` reads it back): run.json (model, data), config.json,
-checkpoints/ (the latest three; checkpoints/best/ with early stopping), tensorboard/,
-samples.png, metrics.json, export/<version>/. JSON files are written whole or not at
-all (a temporary file and a rename); a failed write becomes one line and loses nothing
-already written.
+Layout (`export.workdir` reads it back): run.json (model, data, and the config changes of
+resumed runs), config.json, lock, checkpoints/ (the latest three; checkpoints/best/ with
+early stopping), tensorboard/, samples.png, metrics.json, export/<version>/. JSON files
+are written whole or not at all (a temporary file and a rename); a failed write becomes
+one line and loses nothing already written.
+
+One run per workdir (`Lock`), and a rerun must be the same run (`check_resume`): a
+workdir is never trained by two processes at once nor by two different configs.
 """
+import datetime
+import fcntl
 import hashlib
 import json
 import os
 import signal
+import socket
 import threading
 
 import numpy as np
@@ -26,6 +32,148 @@ class TrainingStopped(RuntimeError):
   def __init__(self, message, exit_code=1):
     super().__init__(message)
     self.exit_code = exit_code
+
+
+class Refused(ValueError):
+  """The workdir cannot take this run (busy, another run's, another config); one line,
+  raised before anything is written."""
+
+
+# Config keys a rerun may change (a prefix ending in "." covers a section): how long to
+# train, how often to log and checkpoint, how to evaluate, sample and export. Every other
+# key shapes the weights, the optimizer state or the data, so a checkpoint of one config
+# means nothing to another.
+MUTABLE_KEYS = ("train.steps", "train.checkpoint_every", "train.log_every", "train.sample_every",
+                "train.skip_nonfinite", "train.jit", "eval.", "sample.", "export.")
+_RUN_FILES = ("run.json", "config.json")
+_LOCK = "lock"
+
+
+class _Absent:
+  """A key one of two configs lacks."""
+
+  def __repr__(self):
+    return "(absent)"
+
+
+_ABSENT = _Absent()
+
+
+def _flatten(tree, prefix=""):
+  """Returns {"section.field": value} of a nested dict (a config as JSON)."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def _mutable(key):
+  return any(key == m or (m.endswith(".") and key.startswith(m)) for m in MUTABLE_KEYS)
+
+
+def _read_json(path):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise Refused(f"cannot read {path} ({e}); move the workdir away or give another --workdir") from e
+
+
+def check_resume(workdir, run, config):
+  """Returns {key: (stored, requested)} of the config changes a rerun in `workdir` makes
+  (all in MUTABLE_KEYS); {} for a new or empty workdir. Reads only.
+
+  `run` is run.json's {"model", "data"}, `config` the requested config as JSON. Refused
+  when the workdir holds something other than a run, another model's or dataset's run,
+  or a config that differs in a key outside MUTABLE_KEYS.
+  """
+  if not os.path.isdir(workdir) or not set(os.listdir(workdir)) - {_LOCK}:
+    return {}
+  if not os.path.isfile(os.path.join(workdir, "run.json")):
+    raise Refused(f"--workdir={workdir} is not empty and holds no run (no run.json); give a new "
+                  "or empty directory")
+  stored_run = _read_json(os.path.join(workdir, "run.json"))
+  if (stored_run.get("model"), stored_run.get("data")) != (run["model"], run["data"]):
+    raise Refused(f"--workdir={workdir} holds a run of {stored_run.get('model')} on "
+                  f"{stored_run.get('data')}, not {run['model']} on {run['data']}; give another "
+                  "--workdir")
+  stored = _flatten(_read_json(os.path.join(workdir, "config.json")))
+  requested = _flatten(config)
+  changed = {key: (stored.get(key, _ABSENT), requested.get(key, _ABSENT))
+             for key in sorted(set(stored) | set(requested))
+             if stored.get(key, _ABSENT) != requested.get(key, _ABSENT)}
+  state = tf.train.get_checkpoint_state(os.path.join(workdir, "checkpoints"))
+  trained = int(state.model_checkpoint_path.rsplit("-", 1)[1]) if state else 0
+  if trained > requested.get("train.steps", 0):
+    raise Refused(f"--workdir={workdir} holds a run trained for {trained} steps, more than "
+                  f"config.train.steps={requested.get('train.steps')}; ask for at least {trained}, "
+                  "or give a new --workdir")
+  refused = [key for key in changed if not _mutable(key)]
+  if refused:
+    shown = "; ".join(f"config.{k}: {changed[k][0]!r} -> {changed[k][1]!r}" for k in refused[:6])
+    raise Refused(f"--workdir={workdir} holds a run with another config ({shown}"
+                  f"{'; ...' if len(refused) > 6 else ''}); a rerun may change only "
+                  f"{', '.join('config.' + k + ('*' if k.endswith('.') else '') for k in MUTABLE_KEYS)}"
+                  "; give a new --workdir to train this config")
+  return changed
+
+
+def finished_metrics(workdir, steps):
+  """Returns metrics.json of the run in `workdir` if it finished after `steps` steps, else None."""
+  path = os.path.join(workdir, "metrics.json")
+  if not os.path.isfile(path):
+    return None
+  metrics = _read_json(path)
+  return metrics if metrics.get("steps") == steps else None
+
+
+def record_run(workdir, run, config, changed, step):
+  """Writes run.json and config.json; a rerun's config changes go into run.json's "reruns"
+  (at which step, when, from what to what), so the workdir tells its own history."""
+  path = os.path.join(workdir, "run.json")
+  previous = _read_json(path) if os.path.isfile(path) else {}
+  reruns = previous.get("reruns", [])
+  if changed:
+    reruns.append({"step": step, "time": datetime.datetime.now().isoformat(timespec="seconds"),
+                   "changed": {f"config.{k}": [None if x is _ABSENT else x for x in v]
+                               for k, v in changed.items()}})
+  write_json(path, dict(run, **({"reruns": reruns} if reruns else {})))
+  write_json(os.path.join(workdir, "config.json"), config)
+
+
+class Lock:
+  """One run per workdir: an exclusive flock on <workdir>/lock for the life of the process.
+
+  The OS releases it when the process ends however it ends, so a SIGKILLed run never
+  blocks its rerun. The file holds the holder's PID and host, for the message a second
+  run gets (Refused, before it writes anything else).
+  """
+
+  def __init__(self, workdir):
+    self.path = os.path.join(workdir, _LOCK)
+    self.fd = None
+
+  def __enter__(self):
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      holder = os.read(self.fd, 200).decode(errors="replace").split()
+      os.close(self.fd)
+      who = f"PID {holder[0]} on {holder[1]}" if len(holder) == 2 else "its PID not yet written"
+      raise Refused(f"--workdir={os.path.dirname(self.path)} is in use by another run ({who}); "
+                    "wait for it to end, or give another --workdir") from None
+    os.ftruncate(self.fd, 0)
+    os.write(self.fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+    return self
+
+  def __exit__(self, *exc):
+    fcntl.flock(self.fd, fcntl.LOCK_UN)
+    os.close(self.fd)
 
 
 def write_json(path, payload):

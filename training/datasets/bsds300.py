@@ -34,6 +34,8 @@ import tensorflow_datasets as tfds
 
 URL = "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz"
 ARCHIVE = "BSDS300-images.tgz"
+# What in the manual dir spares the download: the extracted folder or the archive.
+MANUAL_PATHS = (("BSDS300", "images"), (ARCHIVE,))
 VALIDATION_FRACTION = 10  # the last ceil(N / 10) training images validate
 
 
