@@ -43,8 +43,9 @@ def env_for(tf_config=None):
 
 class MultiWorkerTest(tf.test.TestCase):
 
-  def test_two_workers_over_loopback_match_one_process(self):
-    tmp = self.get_temp_dir()
+  def run_workers(self, tmp, *extra):
+    """Runs two workers over loopback (workdirs tmp/worker0, tmp/worker1); returns their
+    [(exit code, output)]."""
     workers = [f"localhost:{port}" for port in free_ports(2)]
     procs, logs = [], []
     # Output goes to files: a full pipe would stall a worker that nobody is reading yet.
@@ -53,7 +54,7 @@ class MultiWorkerTest(tf.test.TestCase):
       tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
       logs.append(open(os.path.join(tmp, f"worker{index}.log"), "w+"))
       procs.append(subprocess.Popen(
-          [sys.executable, "-m", "training.run", *ARGS, "--strategy=multi_worker",
+          [sys.executable, "-m", "training.run", *ARGS, *extra, "--strategy=multi_worker",
            f"--workdir={workdir}"], cwd=ROOT, env=env_for(tf_config),
           stdout=logs[-1], stderr=subprocess.STDOUT, text=True))
     try:
@@ -64,12 +65,19 @@ class MultiWorkerTest(tf.test.TestCase):
         if proc.poll() is None:
           proc.kill()
           proc.wait()
-    digests = []
+    results = []
     for proc, log in zip(procs, logs):
       log.seek(0)
-      text = log.read()
-      self.assertEqual(proc.returncode, 0, text[-3000:])
+      results.append((proc.returncode, log.read()))
       log.close()
+    return results
+
+  def test_two_workers_over_loopback_match_one_process(self):
+    tmp = self.get_temp_dir()
+    results = self.run_workers(tmp)
+    digests = []
+    for returncode, text in results:
+      self.assertEqual(returncode, 0, text[-3000:])
       digests.append(re.search(r"weights sha256 ([0-9a-f]{16})", text).group(1))
     self.assertEqual(digests[0], digests[1])  # both workers end with identical weights
 
@@ -95,6 +103,16 @@ class MultiWorkerTest(tf.test.TestCase):
     for name in names:
       self.assertAllClose(chief_ckpt.get_tensor(name), alone_ckpt.get_tensor(name),
                           rtol=1e-4, atol=1e-6, msg=name)
+
+    # The chief's verdict on its workdir ends every worker: none waits for a chief that left.
+    (chief_code, chief_text), (other_code, other_text) = self.run_workers(
+        tmp, "--config.model.components=3")
+    self.assertEqual((chief_code, other_code), (2, 2), chief_text[-2000:] + other_text[-2000:])
+    self.assertIn("config.model.components: 2 -> 3", chief_text)
+    self.assertIn("the chief refused", other_text)
+    for code, text in self.run_workers(tmp):
+      self.assertEqual(code, 0, text[-2000:])
+      self.assertIn("already finished", text)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,31 @@ class RerunTest(tf.test.TestCase):
       self.assertEqual(json.load(f)["steps"], 6)
 
 
+class QuietTest(tf.test.TestCase):
+
+  def test_errors_after_tensorflow_starts_are_still_one_line(self):
+    # A workdir whose run.json names no model of the zoo: the other commands fail only
+    # after TensorFlow has started, and TensorFlow's start-up lines must not show.
+    workdir = os.path.join(self.get_temp_dir(), "strange")
+    os.makedirs(os.path.join(workdir, "checkpoints"))
+    for name, payload in (("run.json", {"model": "nope", "data": "deadleaves"}),
+                          ("config.json", {})):
+      with open(os.path.join(workdir, name), "w") as f:
+        json.dump(payload, f)
+    with open(os.path.join(workdir, "checkpoints", "checkpoint"), "w") as f:
+      f.write('model_checkpoint_path: "ckpt-1"\n')
+    out = os.path.join(self.get_temp_dir(), "out")
+    for module, arg in (("export.run", f"--export_dir={out}"), ("training.sample", f"--out={out}")):
+      with self.subTest(module):
+        result = subprocess.run([sys.executable, "-m", module, f"--workdir={workdir}", arg],
+                                cwd=ROOT, env=user_env(), capture_output=True, text=True,
+                                timeout=120)
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        self.assertIn("cannot restore the run", one_line(result))
+        self.assertIn("nope", result.stderr)
+        self.assertFalse(os.path.exists(out))
+
+
 class LockTest(tf.test.TestCase):
 
   def test_a_second_run_on_a_busy_workdir_is_refused_naming_the_holder(self):

@@ -138,7 +138,7 @@ class CommandTest(tf.test.TestCase):
     a_file = os.path.join(tmp, "a_file")
     with open(a_file, "w") as f:
       f.write("keep me")
-    workdir = os.path.join(tmp, "never")
+    workdir, data_dir = os.path.join(tmp, "never"), os.path.join(tmp, "tfds")
     cases = {
         "unknown model": (["--model=nope", "--data=deadleaves", f"--workdir={workdir}"], "mcgsm"),
         "unknown data": (["--model=mcgsm", "--data=nope", f"--workdir={workdir}"], "deadleaves"),
@@ -195,12 +195,15 @@ class CommandTest(tf.test.TestCase):
     for name, (args, mentioned, *rest) in cases.items():  # rest: [environment[, cwd]]
       with self.subTest(name):
         extra_env, cwd = (rest[0] if rest else {}), (rest[1] if len(rest) > 1 else ROOT)
+        if not any(a.startswith("--data_dir") for a in args):  # TFDS's data dir stays empty too
+          args = args + [f"--data_dir={data_dir}"]
         result = run_cli(args, timeout=120, env=dict(user_env(), PYTHONPATH=ROOT, **extra_env),
                          cwd=cwd)
         self.assertEqual(result.returncode, 2, result.stderr[-2000:])
         self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
         self.assertIn(mentioned, result.stderr)
         self.assertFalse(os.path.exists(workdir))
+        self.assertFalse(os.path.exists(data_dir))
     with open(a_file) as f:
       self.assertEqual(f.read(), "keep me")
 
@@ -211,6 +214,13 @@ class CommandTest(tf.test.TestCase):
     for wanted in ("usage: python -m training.run", "--workdir", "--strategy", "deadleaves",
                    "config.model.mcgsm_input", "config.train.steps"):
       self.assertIn(wanted, result.stdout)
+    shown = run_cli(["--model=ride", "--data=deadleaves", "--config=configs/ride.py:paper",
+                     "--config.train.steps=7", "--show_config", f"--workdir={self.get_temp_dir()}/w"],
+                    timeout=120)
+    self.assertEqual(shown.returncode, 0, shown.stderr[-2000:])
+    self.assertIn("  steps: 7\n", shown.stdout)  # the override,
+    self.assertIn("  mcgsm_input: hidden\n", shown.stdout)  # on the paper preset
+    self.assertFalse(os.path.exists(f"{self.get_temp_dir()}/w"))
     for module in ("training.sample", "export.run"):
       with self.subTest(module):
         result = subprocess.run([sys.executable, "-m", module, "-h"], cwd=ROOT, env=user_env(),

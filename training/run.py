@@ -37,6 +37,8 @@ flags.DEFINE_enum("strategy", "auto", STRATEGIES, "tf.distribute strategy")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default: TFDS's own)")
 flags.DEFINE_bool("export", True, "export a SavedModel at the end; rerunning a finished run "
                   "exports it again only when --export is given")
+flags.DEFINE_bool("show_config", False, "print the resolved config (the config file with the "
+                  "--config.x.y overrides) and exit; writes nothing")
 flags.DEFINE_bool("deterministic", False,
                   "TensorFlow op determinism: a run killed and rerun ends with the weights of "
                   "an uninterrupted one (some ops are slower)")
@@ -204,7 +206,7 @@ def help_text(argv):
   if model not in zoo.NAMES:
     return "\n".join(lines + ["", flags.FLAGS.main_module_help(), "",
                                "python -m training.run --model=NAME --help adds that model's "
-                               "config keys"])
+                               "config keys; --show_config prints a run's resolved config"])
   keys = _config_keys(model, _flag_value(argv, "data") or "")
   return "\n".join(lines + ["", flags.FLAGS.main_module_help(), "  --config: config file "
                              f"(default configs/{model}.py); --config.x.y=v overrides a field", "",
@@ -215,6 +217,9 @@ def main(argv):
   if len(argv) > 1:
     fail(f"unexpected arguments {' '.join(argv[1:])}; usage: {USAGE}")
   f = flags.FLAGS
+  if f.show_config:
+    print(f.config, end="")
+    return 0
   check_tf_config(f.strategy)
   workdir = f.workdir or os.path.join("runs", f"{f.model}-{f.data.replace(':', '_')}")
   cli.check_writable_dir(workdir, "workdir")

@@ -33,6 +33,8 @@ def main(argv):
     _, data_name, _ = trained.read_run(f.workdir)
   except FileNotFoundError as e:
     fail(str(e))
+  except (ValueError, KeyError) as e:  # e.g. an unknown model name in run.json
+    fail(f"cannot restore the run in --workdir={f.workdir}: {cli.first_line(e)}")
   config.sample.update(num=f.num, seed=f.seed)
   # Labels or codes, if the model is conditional (an auto-encoder encodes test images).
   cond = images.sample_conditioning(model, config, batches.Source(data_name))
