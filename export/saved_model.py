@@ -13,9 +13,13 @@ The export contract (shared/DESIGN.md, "Export contract"):
     function (`forbidden_ops`), so it loads without the zoo, Keras or TFP.
   * Every input has a leading batch dimension N and is validated inside the graph:
     wrong rank, size or value range fails with an InvalidArgument message naming the
-    signature, the input, what was wrong and what is allowed. Input specs leave every
-    dimension free (only rank and dtype are fixed) so that these checks, not a
-    Python-side shape error or a Grappler-folded shape, answer every caller alike.
+    signature, the input, what was wrong and what is allowed. The functions' input
+    specs leave every dimension free (only rank and dtype are fixed) so that these
+    checks, not a Python-side shape error or a Grappler-folded shape, answer every
+    caller alike; the SignatureDefs declare every fixed dimension (`seed` [-1, 2],
+    `images` [-1, H, W, C] for a model of one size), so clients know what to send.
+  * Inputs are named parameters: `loaded.sample(seed=s, label=l)`, and Keras'
+    `TFSMLayer(path, call_endpoint="sample")(s, label=l)`.
   * `assets.extra/tf_serving_warmup_requests` holds one PredictionLog per signature;
     each is replayed through the SignatureDef + Session path (what TF Serving's C++
     does) before publishing, because a failing warmup record fails the version load.
@@ -31,6 +35,7 @@ RIDE) takes `images`, `mask` (1 = known) and `seed`, with sweeps etc. from
 """
 import dataclasses
 import errno
+import inspect
 import os
 import re
 import shutil
@@ -39,6 +44,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.saved_model import fingerprinting_utils  # pylint: disable=g-direct-tensorflow-import
 from tensorflow.python.util import deprecation  # pylint: disable=g-direct-tensorflow-import
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
@@ -205,36 +211,58 @@ _check_latents = _vector_check("latents", lambda model: model.latent_size,
 
 @dataclasses.dataclass(frozen=True)
 class Input:
-  """A kind of signature input: its spec, its in-graph checks, and a warmup value."""
-  spec: Callable  # model -> tf.TensorSpec (rank and dtype fixed, every dim free)
+  """A kind of signature input: its dtype and shape, its in-graph checks, and a warmup value."""
+  dtype: tf.DType
+  shape: Callable  # model -> [None, ...]: the accepted shape, None for a free dimension
   check: Callable  # (model, signature name, tensor) -> the tensor, gated on its checks
   example: Callable  # (model, samples of WARMUP_SEEDS uint8 [N, H, W, C]) -> np.ndarray [N, ...]
 
+  def spec(self, model, name=None):
+    """Returns the tf.function's TensorSpec: rank and dtype fixed, every dimension free
+    (the in-graph checks, not a Python-side or Grappler-folded shape, answer every caller)."""
+    return tf.TensorSpec([None] * len(self.shape(model)), self.dtype, name=name)
+
+
+def _image_shape(model):
+  """Returns [None, H, W, C] for a model tied to one size, else [None, None, None, C]."""
+  return [None, *(model.fixed_size or (None, None)), model.channels]
+
 
 INPUTS = {
-    "seed": Input(spec=lambda model: tf.TensorSpec([None, None], tf.int64),
-                  check=_check_seed, example=lambda model, images: WARMUP_SEEDS),
-    "images": Input(spec=lambda model: tf.TensorSpec([None, None, None, None], tf.uint8),
-                    check=_check_images, example=lambda model, images: images),
-    "mask": Input(spec=lambda model: tf.TensorSpec([None, None, None, None], tf.uint8),
-                  check=_check_mask, example=_mask_example),
+    "seed": Input(tf.int64, lambda model: [None, 2], check=_check_seed,
+                  example=lambda model, images: WARMUP_SEEDS),
+    "images": Input(tf.uint8, _image_shape, check=_check_images,
+                    example=lambda model, images: images),
+    "mask": Input(tf.uint8, _image_shape, check=_check_mask, example=_mask_example),
     # Conditioning (`model.conditional_inputs`): a class label, or an auto-encoder's code.
-    "label": Input(spec=lambda model: tf.TensorSpec([None], tf.int32), check=_check_label,
+    "label": Input(tf.int32, lambda model: [None], check=_check_label,
                    example=lambda model, images: np.arange(len(WARMUP_SEEDS), dtype=np.int32)
                    % model.num_classes),
-    "code": Input(spec=lambda model: tf.TensorSpec([None, None], tf.float32), check=_check_code,
+    "code": Input(tf.float32, lambda model: [None, model.code_size], check=_check_code,
                   example=lambda model, images: np.zeros([len(WARMUP_SEEDS), model.code_size],
                                                          np.float32)),
-    # LapCVAE's coarse image (`sample_from_coarse`); the warmup uses the coarsest size.
-    "coarse": Input(spec=lambda model: tf.TensorSpec([None, None, None, None], tf.uint8),
+    # LapCVAE's coarse image (`sample_from_coarse`), of one of several sizes; the warmup
+    # uses the coarsest.
+    "coarse": Input(tf.uint8, lambda model: [None, None, None, model.channels],
                     check=_check_coarse,
                     example=lambda model, images: images[:, ::2 ** (len(model.coarse_sizes())),
                                                          ::2 ** (len(model.coarse_sizes()))]),
     # A latent-variable model's latents (`decode`).
-    "latents": Input(spec=lambda model: tf.TensorSpec([None, None], tf.float32),
-                     check=_check_latents,
+    "latents": Input(tf.float32, lambda model: [None, model.latent_size], check=_check_latents,
                      example=lambda model, images: np.zeros([len(WARMUP_SEEDS), model.latent_size],
                                                             np.float32)),
+}
+
+# The shape of every output (None: free), merged with what tracing knows (e.g. a
+# sample's H and W).
+OUTPUTS = {
+    "images": lambda model: [None, None, None, model.channels],
+    "png_bytes": lambda model: [None],
+    "log_prob": lambda model: [None],
+    "bits_per_dim": lambda model: [None],
+    "code": lambda model: [None, model.code_size],
+    "mean": lambda model: [None, model.latent_size],
+    "stddev": lambda model: [None, model.latent_size],
 }
 _conditioning = contract.conditioning  # label and code; log_prob takes only a label
 
@@ -377,17 +405,26 @@ def input_names(model, signature):
 
 
 def _function(model, name, signature, config=None):
-  """Returns the tf.function of signature `name` for `model`, inputs named by INPUTS."""
+  """Returns the tf.function of signature `name` for `model`, inputs named by INPUTS.
+
+  Its parameters carry the inputs' names, so the restored function takes keywords
+  (`loaded.sample(seed=..., label=...)`) as well as positions, and Keras' TFSMLayer can
+  pass every input after the first by name. Outputs get their OUTPUTS shapes.
+  """
   names = input_names(model, signature)
-  specs = [INPUTS[k].spec(model) for k in names]
-  specs = [tf.TensorSpec(spec.shape, spec.dtype, name=k) for spec, k in zip(specs, names)]
+  specs = [INPUTS[k].spec(model, name=k) for k in names]
   options = signature.options(config)
 
   def fn(*args):
     checked = {k: INPUTS[k].check(model, name, x) for k, x in zip(names, args)}
-    return signature.compute(model, **checked, **options)
+    outputs = signature.compute(model, **checked, **options)
+    for key, tensor in outputs.items():
+      tensor.set_shape(OUTPUTS[key](model))
+    return outputs
 
   fn.__name__ = name
+  fn.__signature__ = inspect.Signature(
+      [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD) for k in names])
   return tf.function(fn, input_signature=specs, autograph=False)
 
 
@@ -444,6 +481,25 @@ def forbidden_ops(export_path):
   return sorted(found)
 
 
+def declare_input_shapes(export_path, model):
+  """Writes every input's INPUTS shape into the SignatureDefs of the SavedModel at
+  `export_path` (and renews its fingerprint).
+
+  The functions' placeholders keep every dimension free, so the in-graph checks see
+  what a caller really sent; the SignatureDefs, which `saved_model_cli show` and TF
+  Serving's model metadata report, say what to send: `seed` [-1, 2], `images`
+  [-1, H, W, C] for a model of one size, -1 only where any size is accepted.
+  """
+  proto = _read_saved_model(export_path)
+  for meta_graph in proto.meta_graphs:
+    for signature in meta_graph.signature_def.values():
+      for key, info in signature.inputs.items():
+        info.tensor_shape.CopyFrom(tf.TensorShape(INPUTS[key].shape(model)).as_proto())
+  with open(os.path.join(export_path, "saved_model.pb"), "wb") as f:
+    f.write(proto.SerializeToString())
+  fingerprinting_utils.write_fingerprint(export_path)
+
+
 # -- warmup -----------------------------------------------------------------------------
 
 def warmup_requests(model, signatures):
@@ -464,7 +520,7 @@ def warmup_requests(model, signatures):
     examples = images if size is None else images[:, :size, :size]
     for key in input_names(model, signature):
       value = INPUTS[key].example(model, examples)
-      request.inputs[key].CopyFrom(tf.make_tensor_proto(value, dtype=INPUTS[key].spec(model).dtype))
+      request.inputs[key].CopyFrom(tf.make_tensor_proto(value, dtype=INPUTS[key].dtype))
     logs.append(prediction_log_pb2.PredictionLog(
         predict_log=prediction_log_pb2.PredictLog(request=request)))
   return logs
@@ -596,6 +652,7 @@ def export(model, config, export_dir):
   tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
   try:
     tf.saved_model.save(module, tmp, signatures=signatures)
+    declare_input_shapes(tmp, model)
     bad = forbidden_ops(tmp)
     if bad:
       raise ValueError(f"export holds ops TF Serving cannot run deterministically: {', '.join(bad)}")

@@ -9,14 +9,17 @@ tracing, warmup replay and checks cost about 5 s per export and 10 s per model).
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
 from unittest import mock
 
+import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.tools import saved_model_utils  # pylint: disable=g-direct-tensorflow-import
 from tensorflow_serving.apis import prediction_log_pb2
 
 from export import saved_model
@@ -376,6 +379,65 @@ class ExportContract:
       known = tf.make_ndarray(requests["inpaint"].inputs["images"])[mask == 1]
       self.assertAllEqual(outputs["inpaint"]["images"][mask == 1], known)
 
+  # -- what every TF consumer reads and calls ----------------------------------------------
+
+  def warmup_feeds(self):
+    """Returns {signature: {input: tf.Tensor}}: the inputs of the export's warmup requests."""
+    return {log.predict_log.request.model_spec.signature_name:
+            {k: tf.constant(tf.make_ndarray(v)) for k, v in log.predict_log.request.inputs.items()}
+            for log in saved_model.read_warmup(self.export_path)}
+
+  def test_signature_defs_declare_every_fixed_dimension(self):
+    # What `saved_model_cli show` and TF Serving's model metadata read.
+    meta_graph = saved_model_utils.get_meta_graph_def(self.export_path, "serve")
+    model, channels = self.model, self.model.channels
+    image = [-1, *(model.fixed_size or (-1, -1)), channels]
+    vector = lambda attribute: lambda: [-1, getattr(model, attribute)]
+    wanted = {"seed": lambda: [-1, 2], "label": lambda: [-1], "images": lambda: image,
+              "mask": lambda: image, "code": vector("code_size"), "latents": vector("latent_size"),
+              "coarse": lambda: [-1, -1, -1, channels]}
+    replayed = saved_model.replay_warmup(self.export_path)
+    dims = lambda info: [d.size for d in info.tensor_shape.dim]
+    self.assertEqual(set(meta_graph.signature_def) - {"__saved_model_init_op", "serving_default"},
+                     self.signatures())
+    for name in self.signatures() | {"serving_default"}:
+      signature = meta_graph.signature_def[name]
+      with self.subTest(name):
+        for key, info in signature.inputs.items():
+          self.assertEqual(dims(info), wanted[key](), key)
+        for key, info in signature.outputs.items():
+          declared = dims(info)
+          actual = replayed["sample" if name == "serving_default" else name][key].shape
+          self.assertEqual(declared[0], -1, key)  # any batch
+          self.assertLen(actual, len(declared))
+          for d, a in zip(declared, actual):
+            self.assertIn(d, (-1, a), f"{key}: declared {declared}, got {actual}")
+          if key == "images":
+            self.assertEqual(declared[-1], channels)
+          if key == "images" and name in ("sample", "serving_default", "decode"):
+            self.assertEqual(declared[1:], [*self.sample_size(), channels])  # all known
+
+  def test_keyword_calls_and_keras_tfsm_layer_match_the_signatures(self):
+    loaded = tf.saved_model.load(self.export_path)
+    for name, feeds in self.warmup_feeds().items():
+      with self.subTest(name):
+        expected = loaded.signatures[name](**feeds)
+        names = saved_model.input_names(self.model, saved_model.SIGNATURES[name])
+        first, rest = feeds[names[0]], {k: feeds[k] for k in names[1:]}
+        layer = keras.layers.TFSMLayer(self.export_path, call_endpoint=name)
+        symbolic = {k: keras.Input(shape=v.shape[1:], dtype=v.dtype.name, name=k)
+                    for k, v in feeds.items()}
+        functional = keras.Model(symbolic, layer(symbolic[names[0]],
+                                                 **{k: symbolic[k] for k in names[1:]}))
+        outputs = {"keywords": getattr(loaded, name)(**feeds),
+                   "positions": getattr(loaded, name)(*[feeds[k] for k in names]),
+                   "TFSMLayer": layer(first, **rest),
+                   "functional model": functional(feeds)}
+        for how, out in outputs.items():
+          self.assertEqual(set(out), set(expected), how)
+          for key in expected:
+            self.assertAllEqual(out[key], expected[key], msg=f"{how}: {key}")
+
   # -- versions ---------------------------------------------------------------------------
 
 
@@ -460,6 +522,28 @@ class ExportTest(ExportContract, tf.test.TestCase):
       with self.subTest(what):
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
           call()
+
+  def test_the_readmes_saved_model_cli_commands_run_as_written(self):
+    with open(os.path.join(REPO, "README.md")) as f:
+      readme = f.read()
+    block = readme.split("<!-- saved_model_cli commands -->\n```\n", 1)[1].split("```", 1)[0]
+    commands = block.strip().splitlines()
+    self.assertLen(commands, 3)
+    # The README's run is RIDE's; this export is a tiny MCGSM with the same signatures.
+    cli = shutil.which("saved_model_cli") or f"{sys.executable} -m tensorflow.python.tools.saved_model_cli"
+    cwd = tempfile.mkdtemp(dir=self.tmp)
+    outputs = []
+    for command in commands:
+      command = command.replace("runs/ride-deadleaves/export/1", self.export_path)
+      proc = subprocess.run(cli + command[len("saved_model_cli"):], shell=True, cwd=cwd,
+                            capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+      self.assertEqual(proc.returncode, 0, f"{command}\n{proc.stderr[-3000:]}")
+      outputs.append(proc.stdout)
+    self.assertRegex(outputs[0], r"inputs\['seed'\] tensor_info:\s+dtype: DT_INT64\s+shape: \(-1, 2\)")
+    samples = np.load(os.path.join(cwd, "samples", "images.npy"))
+    self.assertEqual((samples.shape, samples.dtype), ((2, *self.sample_size(), 1), np.uint8))
+    self.assertIn("Result for output key bits_per_dim", outputs[2])
 
   def test_inpaint_options_come_from_the_config_or_defaults(self):
     self.assertEqual(saved_model._inpaint_options(None), saved_model.INPAINT_DEFAULTS)
