@@ -1,12 +1,13 @@
 r"""Exports a trained run's latest checkpoint as a new SavedModel version.
 
-  python -m export.run --workdir=runs/mcgsm-deadleaves [--export_dir=serving/mcgsm]
+  python -m export.run --workdir=runs/mcgsm-deadleaves [--export_dir=serving/mcgsm] [--tflite]
 
 Prints the published version dir (`<export_dir>/<version>`, export_dir defaulting to
 `<workdir>/export`); point TF Serving's `--model_base_path` at export_dir. Bad input
 (no such workdir, no checkpoint, unwritable export_dir) ends with one line on stderr
 saying what was wrong and what would be right, exit code 2, and nothing written.
 """
+import json
 import os
 
 from absl import flags
@@ -14,10 +15,13 @@ from absl import flags
 from export import cli
 from export.cli import fail
 
-USAGE = "python -m export.run --workdir=RUN_DIR [--export_dir=DIR]"
+USAGE = "python -m export.run --workdir=RUN_DIR [--export_dir=DIR] [--tflite]"
 
 flags.DEFINE_string("workdir", None, "a training run's workdir (python -m training.run writes one)")
 flags.DEFINE_string("export_dir", None, "where versions are published (default <workdir>/export)")
+flags.DEFINE_bool("tflite", False, "also write <version>/tflite/: a .tflite file for each signature "
+                  "that converts with TFLite's builtin ops, and manifest.json saying why the "
+                  "others do not")
 
 
 def check_workdir(workdir):
@@ -51,7 +55,13 @@ def main(argv):
     _, config, model = trained.restore(workdir)
   except (FileNotFoundError, ValueError, KeyError) as e:  # e.g. an unknown model name in run.json
     fail(f"cannot restore the run in --workdir={workdir}: {cli.first_line(e)}")
-  print(saved_model.export(model, config, export_dir))
+  version_dir = saved_model.export(model, config, export_dir, tflite=flags.FLAGS.tflite)
+  if flags.FLAGS.tflite:
+    with open(os.path.join(version_dir, "tflite", "manifest.json")) as f:
+      manifest = json.load(f)
+    for name, entry in manifest.items():
+      print(f"  {name}: {entry.get('file') or entry['reason']}")
+  print(version_dir)
 
 
 if __name__ == "__main__":

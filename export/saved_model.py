@@ -428,6 +428,12 @@ def _function(model, name, signature, config=None):
   return tf.function(fn, input_signature=specs, autograph=False)
 
 
+def tf_variables(model):
+  """Returns the model's variables as tf.Variables: a Keras 3 variable wraps one (`.value`),
+  and a module that tracks those saves plain variables."""
+  return [v if isinstance(v, tf.Variable) else v.value for v in model.variables]
+
+
 def build_module(model, config=None):
   """Returns (tf.Module holding `model`'s variables and one tf.function per signature, signatures).
 
@@ -435,8 +441,7 @@ def build_module(model, config=None):
   `config` (optional) sets signatures' options (e.g. `config.inpaint.sweeps`).
   """
   module = tf.Module()
-  # A Keras 3 variable wraps a tf.Variable (`.value`); tracking that saves a plain variable.
-  module.model_variables = [v if isinstance(v, tf.Variable) else v.value for v in model.variables]
+  module.model_variables = tf_variables(model)
   signatures = {}
   for name, signature in SIGNATURES.items():
     if signature.applies(model):
@@ -635,7 +640,7 @@ def _remove_abandoned(export_dir):
       pass
 
 
-def export(model, config, export_dir):
+def export(model, config, export_dir, tflite=False):
   """Returns the published version dir `<export_dir>/<version>` holding `model` as a SavedModel.
 
   `model` has `sample(seeds)`, `log_prob(images)`, `channels`, `levels` and
@@ -643,7 +648,8 @@ def export(model, config, export_dir):
   such as `config.inpaint.sweeps`. Nothing is published unless the SavedModel
   holds only servable ops and every warmup record replays; on any failure the
   temporary dir is removed and the error re-raised, and one left by a killed export is
-  removed by the next. Versions already published are never touched.
+  removed by the next. Versions already published are never touched. `tflite`: the
+  version also holds TFLite files of the signatures that run on a device (export/tflite.py).
   """
   module, signatures = build_module(model, config)
   os.makedirs(export_dir, exist_ok=True)
@@ -658,6 +664,9 @@ def export(model, config, export_dir):
       raise ValueError(f"export holds ops TF Serving cannot run deterministically: {', '.join(bad)}")
     write_warmup(tmp, warmup_requests(model, signatures))
     replay_warmup(tmp)
+    if tflite:
+      from export import tflite as tflite_lib  # pylint: disable=g-import-not-at-top
+      tflite_lib.convert(model, config, tmp, signatures)
     _fsync_tree(tmp)
     return _publish(tmp, export_dir)
   except BaseException:
