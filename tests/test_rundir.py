@@ -1,6 +1,7 @@
 """The run directory holds one run: a rerun is the same run, one process at a time, a
 finished run is left alone, and input that cannot work is refused before anything is
 written (in the workdir or in TFDS's data dir)."""
+import concurrent.futures
 import json
 import os
 import signal
@@ -72,17 +73,20 @@ class RerunTest(tf.test.TestCase):
 
   def test_another_architecture_is_refused_and_the_run_stays_usable(self):
     before = tree(self.workdir)
-    for name, extra, mentioned in (
-        ("architecture", ["--config.model.components=3"], "config.model.components: 2 -> 3"),
-        ("data", ["--config.data.flips=false"], "config.data.flips: True -> False"),
-        ("fewer steps than trained", ["--config.train.steps=2"], "trained for 4 steps"),
-        ("another model's run", ["--model=ride"], "holds a run of mcgsm on deadleaves")):
+    cases = {"architecture": (["--config.model.components=3"], "config.model.components: 2 -> 3"),
+             "data": (["--config.data.flips=false"], "config.data.flips: True -> False"),
+             "fewer steps than trained": (["--config.train.steps=2"], "trained for 4 steps"),
+             "another model's run": (["--model=ride"], "holds a run of mcgsm on deadleaves")}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:  # refusals write nothing
+      runs = {name: pool.submit(run_cli, [a for a in self.args if not (
+          extra[0].startswith("--model") and a.startswith("--model"))] + extra, timeout=180)
+              for name, (extra, _) in cases.items()}
+    for name, (_, mentioned) in cases.items():
       with self.subTest(name):
-        args = [a for a in self.args if not (extra[0].startswith("--model") and a.startswith("--model"))]
-        result = run_cli(args + extra, timeout=120)
+        result = runs[name].result()
         self.assertEqual(result.returncode, 2, result.stderr[-2000:])
         self.assertIn(mentioned, one_line(result))
-        self.assertEqual(tree(self.workdir), before)  # config.json untouched, nothing written
+    self.assertEqual(tree(self.workdir), before)  # config.json untouched, nothing written
     exported = subprocess.run([sys.executable, "-m", "export.run", f"--workdir={self.workdir}",
                                f"--export_dir={os.path.join(self.get_temp_dir(), 'serving')}"],
                               cwd=ROOT, env=user_env(), capture_output=True, text=True, timeout=300)
@@ -168,17 +172,21 @@ class OfflineDataTest(tf.test.TestCase):
     tmp = self.get_temp_dir()
     data_dir, workdir = os.path.join(tmp, "tfds"), os.path.join(tmp, "never")
     os.makedirs(data_dir)
-    for data in ("mnist", "cifar10", "tfds:fashion_mnist"):
+    datasets = ("mnist", "cifar10", "tfds:fashion_mnist")
+    start = time.time()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+      runs = {data: pool.submit(run_cli, ["--model=pixelcnn", f"--data={data}",
+                                          f"--workdir={workdir}", f"--data_dir={data_dir}"],
+                                timeout=180, env=dict(user_env(), **OFFLINE)) for data in datasets}
+    self.assertLess(time.time() - start, 90)  # TFDS's own retries take minutes for each
+    for data in datasets:
       with self.subTest(data):
-        start = time.time()
-        result = run_cli(["--model=pixelcnn", f"--data={data}", f"--workdir={workdir}",
-                          f"--data_dir={data_dir}"], timeout=120, env=dict(user_env(), **OFFLINE))
+        result = runs[data].result()
         self.assertEqual(result.returncode, 2, result.stderr[-2000:])
         self.assertIn("cannot be downloaded here (127.0.0.1:9", one_line(result))
         self.assertIn("tfds build", result.stderr)
-        self.assertLess(time.time() - start, 60)  # TFDS's own retries take minutes
-        self.assertFalse(os.path.exists(workdir))
-        self.assertEqual(tree(data_dir), {})
+    self.assertFalse(os.path.exists(workdir))
+    self.assertEqual(tree(data_dir), {})
 
   def test_a_failed_build_leaves_the_data_dir_as_it_was(self):
 

@@ -1,4 +1,5 @@
 """The training loop and the command: strategies agree, runs resume, bad input is refused."""
+import concurrent.futures
 import json
 import importlib
 import os
@@ -138,7 +139,7 @@ class CommandTest(tf.test.TestCase):
     a_file = os.path.join(tmp, "a_file")
     with open(a_file, "w") as f:
       f.write("keep me")
-    workdir, data_dir = os.path.join(tmp, "never"), os.path.join(tmp, "tfds")
+    workdir = os.path.join(tmp, "never")
     cases = {
         "unknown model": (["--model=nope", "--data=deadleaves", f"--workdir={workdir}"], "mcgsm"),
         "unknown data": (["--model=mcgsm", "--data=nope", f"--workdir={workdir}"], "deadleaves"),
@@ -192,18 +193,31 @@ class CommandTest(tf.test.TestCase):
              "--config=configs/mcgsm.py:deadleaves", "--config.train.steps=0"],
             "config.train.steps=0 must be positive", {}, tmp),
     }
-    for name, (args, mentioned, *rest) in cases.items():  # rest: [environment[, cwd]]
+
+    def run_case(number, args, extra_env=None, cwd=ROOT):
+      """Runs one case with a workdir and a TFDS data dir of its own; returns (result,
+      workdir, data dir)."""
+      own = os.path.join(tmp, f"case{number}")
+      own_workdir, own_data_dir = os.path.join(own, "never"), os.path.join(own, "tfds")
+      args = [a.replace(workdir, own_workdir) for a in args]
+      if not any(a.startswith("--data_dir") for a in args):  # TFDS's data dir stays empty too
+        args = args + [f"--data_dir={own_data_dir}"]
+      result = run_cli(args, timeout=180, env=dict(user_env(), PYTHONPATH=ROOT, **(extra_env or {})),
+                       cwd=cwd)
+      return result, own_workdir, own_data_dir
+
+    # Three at a time: each case is mostly a Python and TensorFlow start-up.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+      runs = {name: pool.submit(run_case, i, args, *rest)  # rest: [environment[, cwd]]
+              for i, (name, (args, _, *rest)) in enumerate(cases.items())}
+    for name, (_, mentioned, *_) in cases.items():
       with self.subTest(name):
-        extra_env, cwd = (rest[0] if rest else {}), (rest[1] if len(rest) > 1 else ROOT)
-        if not any(a.startswith("--data_dir") for a in args):  # TFDS's data dir stays empty too
-          args = args + [f"--data_dir={data_dir}"]
-        result = run_cli(args, timeout=120, env=dict(user_env(), PYTHONPATH=ROOT, **extra_env),
-                         cwd=cwd)
+        result, own_workdir, own_data_dir = runs[name].result()
         self.assertEqual(result.returncode, 2, result.stderr[-2000:])
         self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
         self.assertIn(mentioned, result.stderr)
-        self.assertFalse(os.path.exists(workdir))
-        self.assertFalse(os.path.exists(data_dir))
+        self.assertFalse(os.path.exists(own_workdir))
+        self.assertFalse(os.path.exists(own_data_dir))
     with open(a_file) as f:
       self.assertEqual(f.read(), "keep me")
 
