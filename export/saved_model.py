@@ -412,7 +412,6 @@ def _function(model, name, signature, config=None):
   pass every input after the first by name. Outputs get their OUTPUTS shapes.
   """
   names = input_names(model, signature)
-  specs = [INPUTS[k].spec(model, name=k) for k in names]
   options = signature.options(config)
 
   def fn(*args):
@@ -422,6 +421,12 @@ def _function(model, name, signature, config=None):
       tensor.set_shape(OUTPUTS[key](model))
     return outputs
 
+  return named_function(fn, name, names, [INPUTS[k].spec(model, name=k) for k in names])
+
+
+def named_function(fn, name, names, specs):
+  """Returns tf.function(fn) with `specs` as its input signature and its parameters named
+  `names` (so that callers, and the restored function, can pass them by keyword)."""
   fn.__name__ = name
   fn.__signature__ = inspect.Signature(
       [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD) for k in names])

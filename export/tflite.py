@@ -15,7 +15,6 @@ name), with two differences:
     size (its fixed size, else the size of its samples), coarse images of level 1;
   * no `png_bytes` (EncodePng is not a TFLite op).
 """
-import inspect
 import json
 import os
 import re
@@ -51,18 +50,14 @@ def _shape(model, key, size):
 def _function(model, name, signature, size, config):
   """Returns the tf.function of signature `name` as converted to TFLite."""
   names = saved_model.input_names(model, signature)
-  specs = [tf.TensorSpec(_shape(model, k, size), saved_model.INPUTS[k].dtype, name=k)
-           for k in names]
   options = signature.options(config)
 
   def fn(*args):
     outputs = signature.compute(model, **dict(zip(names, args)), **options)
     return {k: v for k, v in outputs.items() if k not in LEFT_OUT}
 
-  fn.__name__ = name
-  fn.__signature__ = inspect.Signature(
-      [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD) for k in names])
-  return tf.function(fn, input_signature=specs, autograph=False)
+  return saved_model.named_function(fn, name, names, [
+      tf.TensorSpec(_shape(model, k, size), saved_model.INPUTS[k].dtype, name=k) for k in names])
 
 
 def _missing_ops(error):

@@ -50,10 +50,16 @@ def make_strategy(name):
   raise ValueError(f"unknown strategy {name!r}; valid: auto, multi_worker, default")
 
 
+def _cluster(strategy):
+  """Returns MultiWorkerMirroredStrategy's cluster resolver when it has a cluster, else None."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  return resolver if resolver is not None and resolver.cluster_spec().as_dict() else None
+
+
 def is_chief(strategy):
   """Returns True for the one process that writes checkpoints, summaries and exports."""
-  resolver = getattr(strategy, "cluster_resolver", None)  # MultiWorkerMirroredStrategy's
-  if resolver is None or not resolver.cluster_spec().as_dict():
+  resolver = _cluster(strategy)
+  if resolver is None:
     return True
   return resolver.task_type == "chief" or (
       resolver.task_type == "worker" and resolver.task_id == 0
@@ -96,13 +102,18 @@ def train(model_name, data_name, config, workdir, strategy, *, data_dir=None, ex
                                        config.train.steps, held)
     if finished is not None:
       if chief and export_finished:
-        rundir.restore_latest_readable(checkpoint, tf.train.CheckpointManager(
-            checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=3))
+        rundir.restore_latest_readable(checkpoint, _manager(checkpoint, workdir))
         from export import saved_model  # pylint: disable=g-import-not-at-top
         finished["export"] = saved_model.export(model, config, os.path.join(workdir, "export"))
       return dict(finished, finished=True)
     return _train_run(run_info, config, config_json, changed, source, strategy, chief,
                       model, optimizers, checkpoint, workdir, export)
+
+
+def _manager(checkpoint, directory):
+  """Returns the CheckpointManager of <directory>/checkpoints (the latest three)."""
+  return tf.train.CheckpointManager(checkpoint, os.path.join(directory, "checkpoints"),
+                                    max_to_keep=3)
 
 
 # What the chief found in the workdir, as every worker learns it (_claim_workdir).
@@ -138,8 +149,7 @@ def _claim_workdir(strategy, chief, workdir, run_info, config_json, steps, held)
 def _chiefs(strategy, chief, value):
   """Returns the chief's integer `value` on every worker: under MultiWorkerMirroredStrategy
   one all-reduce (the chief's replicas give `value`, the others 0); else `value`."""
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None or not resolver.cluster_spec().as_dict():
+  if _cluster(strategy) is None:
     return value
   mine = value if chief else 0
   total = strategy.reduce(tf.distribute.ReduceOp.SUM,
@@ -155,8 +165,7 @@ def _train_run(run_info, config, config_json, changed, source, strategy, chief, 
   os.makedirs(write_dir, exist_ok=True)
   run = Run(config, source, strategy, model, optimizers, zoo.get(run_info["model"]).METRIC,
             write_dir, chief)
-  manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
-                                       max_to_keep=3)
+  manager = _manager(checkpoint, write_dir)
   restored = rundir.restore_latest_readable(checkpoint, manager)
   rundir.record_run(write_dir, run_info, config_json, changed, run.step)
   if restored:

@@ -71,8 +71,8 @@ def _load_config_file(path, arg):
 
 
 def _keys(config):
-  """Returns the set of a config's keys as "section.field"."""
-  return {f"{section}.{field}" for section, fields in config.items() for field in fields}
+  """Returns a config's keys as "section.field", in the config's order."""
+  return [f"{section}.{field}" for section, fields in config.items() for field in fields]
 
 
 def _model_keys(model):
@@ -80,7 +80,7 @@ def _model_keys(model):
   import importlib  # pylint: disable=g-import-not-at-top
   from training import data as data_lib  # pylint: disable=g-import-not-at-top
   get_config = importlib.import_module(f"configs.{model}").get_config
-  variants = [_keys(get_config(arg)) for arg in ("",) + data_lib.DATASETS]
+  variants = [set(_keys(get_config(arg))) for arg in ("",) + data_lib.DATASETS]
   return set.intersection(*variants), set.union(*variants)
 
 
@@ -115,7 +115,7 @@ def check_config_file(argv, model):
     fail(f"cannot load --config={value}: {type(e).__name__}: {cli.first_line(e)}")
   required, allowed = _model_keys(model)
   try:
-    keys = _keys(config)
+    keys = set(_keys(config))
   except (AttributeError, TypeError):
     fail(f"--config={value}: get_config() must return a ConfigDict of sections "
          f"(data, model, train, ...), as configs/{model}.py does")
@@ -162,8 +162,7 @@ def _config_keys(model, data):
   """Returns the overridable keys of configs/<model>.py, as `config.section.field`."""
   import importlib  # pylint: disable=g-import-not-at-top
   config = importlib.import_module(f"configs.{model}").get_config(data)
-  return [f"config.{section}.{field}" for section, fields in config.items()
-          for field in fields]
+  return ["config." + key for key in _keys(config)]
 
 
 def check_data_dir(data_dir):
