@@ -87,12 +87,13 @@ def check_writable_dir(path, flag):
 
 
 @contextlib.contextmanager
-def quiet_stderr():
+def quiet_stderr(show_on_error=True):
   """Hides C-level writes to stderr in the block (TensorFlow's start-up logging).
 
   TF 2.21 logs through absl C++ logging, which ignores TF_CPP_MIN_LOG_LEVEL before its
   own initialisation, so oneDNN and CUDA notices would bury a one-line usage error.
-  If the block raises, what it wrote is shown after all.
+  If the block raises, what it wrote is shown after all, unless `show_on_error` is False
+  (the TFLite converter's diagnostics, which the export's manifest sums up).
   """
   sys.stderr.flush()
   saved = os.dup(2)
@@ -102,8 +103,9 @@ def quiet_stderr():
       yield
     except BaseException:
       os.dup2(saved, 2)
-      sink.seek(0)
-      sys.stderr.write(sink.read().decode(errors="replace"))
+      if show_on_error:
+        sink.seek(0)
+        sys.stderr.write(sink.read().decode(errors="replace"))
       raise
     finally:
       os.dup2(saved, 2)

@@ -51,6 +51,8 @@ def main(argv):
   with cli.quiet_stderr():
     from export import saved_model  # pylint: disable=g-import-not-at-top
     from export import trained  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.list_logical_devices()  # the runtime's start-up notices (cuInit), hidden too
   try:
     _, config, model = trained.restore(workdir)
   except (FileNotFoundError, ValueError, KeyError) as e:  # e.g. an unknown model name in run.json
@@ -60,7 +62,11 @@ def main(argv):
     with open(os.path.join(version_dir, "tflite", "manifest.json")) as f:
       manifest = json.load(f)
     for name, entry in manifest.items():
-      print(f"  {name}: {entry.get('file') or entry['reason']}")
+      if "file" in entry:
+        how = ", ".join(f"{k} {v}" for k, v in entry["compared"].items())
+        print(f"  {name}: {entry['file']} (against the SavedModel: {how})")
+      else:
+        print(f"  {name}: {entry['reason']}")
   print(version_dir)
 
 

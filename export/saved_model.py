@@ -668,10 +668,10 @@ def export(model, config, export_dir, tflite=False):
     if bad:
       raise ValueError(f"export holds ops TF Serving cannot run deterministically: {', '.join(bad)}")
     write_warmup(tmp, warmup_requests(model, signatures))
-    replay_warmup(tmp)
+    replayed = replay_warmup(tmp)
     if tflite:
       from export import tflite as tflite_lib  # pylint: disable=g-import-not-at-top
-      tflite_lib.convert(model, config, tmp, signatures)
+      tflite_lib.convert(model, config, tmp, signatures, replayed)
     _fsync_tree(tmp)
     return _publish(tmp, export_dir)
   except BaseException:

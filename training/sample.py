@@ -28,6 +28,8 @@ def main(argv):
   with cli.quiet_stderr():
     from export import trained  # pylint: disable=g-import-not-at-top
     from training import batches, images  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.list_logical_devices()  # the runtime's start-up notices (cuInit), hidden too
   try:
     _, config, model = trained.restore(f.workdir)
     _, data_name, _ = trained.read_run(f.workdir)

@@ -2,10 +2,14 @@
 
 Every density in the zoo is composed here from TFP's own building blocks
 (`MixtureSameFamily`, `TransformedDistribution`, ...), never from hand-written
-log-sum-exps, so that `log_prob`, `sample`, `cdf` and friends come from TFP.
+log-sum-exps, so that `log_prob`, `sample`, `cdf` and friends come from TFP. The one
+exception is the TFLite export's trace (`zoo.portable`), whose discretised Gaussian
+computes the same `log_prob` without TFP's Erfc.
 """
 import tensorflow as tf
 import tensorflow_probability as tfp
+
+from zoo import portable
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -62,6 +66,8 @@ def discretized_gaussian(mean, sigma, levels):
   TFP's `QuantizedDistribution` gives Y = ceil(X) the mass of (Y - 1, Y], so X is the
   Gaussian in units of bins, shifted down by one. Event shape [H, W, C].
   """
+  if portable.active():  # the same probabilities without the Erfc op (TFLite)
+    return portable.DiscretizedGaussian(mean * levels - 1.0, sigma * levels, levels)
   x = tfd.Normal(loc=mean * levels - 1.0, scale=sigma * levels)
   return tfd.Independent(tfd.QuantizedDistribution(x, low=0.0, high=levels - 1.0),
                          reinterpreted_batch_ndims=3)

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import portable
+
 
 class Seeds:
   """Seeds for a model's initialisers, handed out in order: first, first + 1, ... < stop.
@@ -38,6 +40,8 @@ def per_example_uniform(seeds, shape, minval=0.0, maxval=1.0):
   split across replicas. The numbers are those of TF's own kernels, which the exported
   (XLA-free) functions use: under XLA on CPU the same seed draws other numbers.
   """
+  if portable.active():  # the same numbers from TFLite's builtin ops
+    return portable.uniform_rows(seeds, shape, minval, maxval)
   return tf.map_fn(
       lambda s: tf.random.stateless_uniform(shape, s, minval=minval, maxval=maxval),
       tf.cast(seeds, tf.int64), fn_output_signature=tf.float32)
@@ -45,6 +49,8 @@ def per_example_uniform(seeds, shape, minval=0.0, maxval=1.0):
 
 def per_example_normal(seeds, shape):
   """Returns float32 [B, *shape] standard normal noise, row b drawn from `seeds[b]` alone."""
+  if portable.active():  # the same numbers (up to the runtime's last bits) from TFLite's builtins
+    return portable.normal_rows(seeds, shape)
   return tf.map_fn(lambda s: tf.random.stateless_normal(shape, s),
                    tf.cast(seeds, tf.int64), fn_output_signature=tf.float32)
 

@@ -146,7 +146,7 @@ class Model(keras.Model):
     x = layers.causal_neighbourhood(y, self.width, self.whitening.mean_y)  # [B, H, W, D]
     x_hat, y_shift = self.whitening(x)
     dist = self._distribution(x_hat, y_shift, self._context(x_hat, **options))
-    return dist.log_prob(y[..., 0])[..., None]
+    return tf.expand_dims(dist.log_prob(y[..., 0]), -1)  # (TFLite lacks new_axis slices)
 
   def call(self, images):
     return self.pixel_log_prob(images)

@@ -67,6 +67,7 @@ import tensorflow_probability as tfp
 
 from zoo import contract
 from zoo import layers
+from zoo import portable
 from zoo import units
 
 tfd = tfp.distributions
@@ -386,10 +387,15 @@ class Model(keras.Model):
 
   def pixel_log_prob(self, images, label=None, code=None):
     """Returns float32 [B, H, W, C]: log p(x_i | x_<i, h) of each sub-pixel, nats."""
+    if portable.active():  # the same values without SparseSoftmaxCrossEntropy (TFLite)
+      logits = self.logits(self.scale(images), *self._conditioning(images, label, code))
+      return log_softmax_at(logits, tf.cast(images, tf.int32))
     return self.distribution(images, label, code).distribution.log_prob(tf.cast(images, tf.int32))
 
   def log_prob(self, images, label=None, code=None):
     """Returns float32 [B]: log p(x | h) of each image, nats."""
+    if portable.active():
+      return tf.reduce_sum(self.pixel_log_prob(images, label, code), [1, 2, 3])
     return self.distribution(images, label, code).log_prob(tf.cast(images, tf.int32))
 
   def call(self, images, label=None, code=None):
