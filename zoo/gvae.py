@@ -90,6 +90,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from zoo import contract
+from zoo import eager
 from zoo import layers
 from zoo import units
 from zoo import vae
@@ -380,6 +381,7 @@ class Model(keras.Model):
     """Returns uint8 [B, H, W, C]: decode(z), z drawn from q(z | x) with row b's seed."""
     return vae.reconstructed_images(self, images, seeds)
 
+  @eager.graph_when_eager
   def sample(self, seeds):
     """Returns uint8 [B, H, W, C]: decode(z), z ~ N(0, I) from each row's own seed."""
     return vae.prior_samples(self, seeds)
@@ -392,6 +394,7 @@ class Model(keras.Model):
     """Returns float32 [B]: the importance-weighted bound with `samples` draws, nats."""
     return vae.iw_bound(self, images, seeds, samples)
 
+  @eager.graph_when_eager
   def log_prob(self, images):
     """Returns float32 [B]: the ELBO of each image in nats, one sample with fixed seeds."""
     return vae.fixed_seed_elbo(self, images)

@@ -75,6 +75,7 @@ import tensorflow_probability as tfp
 
 from zoo import contract
 from zoo import distributions
+from zoo import eager
 from zoo import layers
 from zoo import units
 from zoo import vae
@@ -299,6 +300,7 @@ class Model(keras.Model):
     """Returns uint8 [B, H, W, C]: decode(z), z drawn from q(z | x) with row b's seed."""
     return vae.reconstructed_images(self, images, seeds)
 
+  @eager.graph_when_eager
   def log_prob(self, images):
     """Returns float32 [B]: the ELBO of each image in nats, one sample with fixed seeds."""
     return vae.fixed_seed_elbo(self, images)
@@ -330,6 +332,7 @@ class Model(keras.Model):
       x_hat = h_hat + up
     return x_hat
 
+  @eager.graph_when_eager
   def sample(self, seeds):
     """Returns uint8 [B, H, W, C]: the composed mean image of a draw from the hierarchical prior."""
     eps = self._noise(seeds)

@@ -31,6 +31,7 @@ import tensorflow_probability as tfp
 
 from zoo import contract
 from zoo import distributions
+from zoo import eager
 from zoo import layers
 
 LEVELS = 256  # 8-bit data
@@ -136,6 +137,7 @@ class Model(keras.Model):
 
   # -- model API --------------------------------------------------------------------
 
+  @eager.graph_when_eager
   def pixel_log_prob(self, images, noise=None, **options):
     """Returns float32 [B, H, W, 1]: each pixel's conditional log-density, nats.
 
@@ -151,6 +153,7 @@ class Model(keras.Model):
   def call(self, images):
     return self.pixel_log_prob(images)
 
+  @eager.graph_when_eager
   def log_prob(self, images, noise=None):
     """Returns float32 [B]: log-density of each whole image on [0, 1)^(H*W), nats."""
     return tf.reduce_sum(self.pixel_log_prob(images, noise), axis=[1, 2, 3])
@@ -318,6 +321,7 @@ class Model(keras.Model):
     at = (lag * row[:, None] + tf.range(cols)[None]) * rows + row[:, None]  # [R, C]: (i, j)'s step, row
     return tf.reshape(tf.gather(by_step, tf.reshape(at, [-1]), axis=1), [batch, rows, cols])
 
+  @eager.graph_when_eager
   def sample(self, seeds):
     """Returns uint8 [B, S, S, 1] samples, S = config.sample.size; one per seed row.
 

@@ -66,6 +66,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from zoo import contract
+from zoo import eager
 from zoo import layers
 from zoo import portable
 from zoo import units
@@ -385,6 +386,7 @@ class Model(keras.Model):
 
   # -- model API --------------------------------------------------------------------------
 
+  @eager.graph_when_eager
   def pixel_log_prob(self, images, label=None, code=None):
     """Returns float32 [B, H, W, C]: log p(x_i | x_<i, h) of each sub-pixel, nats."""
     if portable.active():  # the same values without SparseSoftmaxCrossEntropy (TFLite)
@@ -392,6 +394,7 @@ class Model(keras.Model):
       return log_softmax_at(logits, tf.cast(images, tf.int32))
     return self.distribution(images, label, code).distribution.log_prob(tf.cast(images, tf.int32))
 
+  @eager.graph_when_eager
   def log_prob(self, images, label=None, code=None):
     """Returns float32 [B]: log p(x | h) of each image, nats."""
     if portable.active():
@@ -457,6 +460,7 @@ class Model(keras.Model):
     _, canvas = tf.while_loop(lambda t, _: t < total, step, [tf.constant(0), canvas])
     return canvas
 
+  @eager.graph_when_eager
   def sample(self, seeds, label=None, code=None):
     """Returns uint8 [B, H, W, C] samples, one per seed row (int64 [B, 2]), cached.
 

@@ -39,6 +39,7 @@ import tensorflow_probability as tfp
 
 from zoo import contract
 from zoo import distributions
+from zoo import eager
 from zoo import layers
 from zoo import units
 
@@ -360,6 +361,7 @@ class Model(keras.Model):
     """Returns float32 [B]: the importance-weighted bound with `samples` draws, nats (`iw_bound`)."""
     return iw_bound(self, images, seeds, samples)
 
+  @eager.graph_when_eager
   def log_prob(self, images):
     """Returns float32 [B]: the ELBO of each image in nats, one sample with fixed seeds."""
     return fixed_seed_elbo(self, images)
@@ -384,6 +386,7 @@ class Model(keras.Model):
     return ((self.kl_weight * kl - log_px) / units.dims_per_image(images),
             {"kl": kl, "reconstruction": log_px})
 
+  @eager.graph_when_eager
   def sample(self, seeds):
     """Returns uint8 [B, H, W, C]: decode(z), z ~ N(0, I) from each row's own seed."""
     return prior_samples(self, seeds)
