@@ -7,6 +7,13 @@ batch 32 of 16x16 patches), the achieved GFLOP/s from an analytic FLOP count per
 the fp32 matmul GFLOP/s measured right before and after, and their ratio: the fraction
 of the machine's dense-matmul peak the MCGSM step reaches. The machine is shared, so
 only ratios measured in the same run are worth comparing.
+
+Then its roofline (issue 18, goal 2): the step's memory traffic per pixel, counted from
+its graph (every op reading its inputs and writing its outputs once, as TF's unfused
+kernels do), and the bandwidth TF's elementwise kernels reach on tensors of the step's
+size (the traffic-weighted median: they live in the caches) and on a 256 MB stream
+(DRAM); the bound is the lower of matmul rate / FLOP per pixel and bandwidth / bytes
+per pixel, and the step's pixels/s is printed as a fraction of it.
 """
 import time
 
@@ -16,7 +23,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.common import graph_traffic_bytes
 from benchmarks.common import matmul_gflops
+from benchmarks.common import memory_gbps
+from benchmarks.common import traffic_median
 from configs import mcgsm as mcgsm_config
 from training import steps as steps_lib
 from zoo import layers
@@ -62,6 +72,21 @@ def main(argv):
   print(f"  ~{mcgsm_flops_per_pixel(c):,} FLOP/px -> {achieved:.2f} GFLOP/s")
   print(f"fp32 matmul 1024^2: {before:.1f} GFLOP/s before, {after:.1f} after")
   print(f"ratio mcgsm / matmul peak: {achieved / peak:.3f}")
+  traffic, unknown, sizes = graph_traffic_bytes(step.get_concrete_function(batch))
+  bytes_per_pixel = traffic / (b * p * p)
+  typical = traffic_median(sizes)
+  cache, dram = memory_gbps(typical / 2 ** 20), memory_gbps()
+  compute_bound = peak * 1e9 / mcgsm_flops_per_pixel(c)
+  print(f"roofline: {bytes_per_pixel:,.0f} B/px moved op by op ({unknown} tensors of unknown "
+        f"size left out), {mcgsm_flops_per_pixel(c) / bytes_per_pixel:.2f} FLOP/B; half the "
+        f"traffic in tensors up to {typical / 2 ** 20:.2f} MB")
+  print(f"  matmul {peak:.1f} GFLOP/s -> {compute_bound:,.0f} px/s")
+  for what, bandwidth in ((f"{typical / 2 ** 20:.2f} MB tensors", cache), ("256 MB stream", dram)):
+    memory_bound = bandwidth * 1e9 / bytes_per_pixel
+    bound = min(memory_bound, compute_bound)
+    print(f"  bandwidth on {what}: {bandwidth:.1f} GB/s -> {memory_bound:,.0f} px/s; "
+          f"{'memory' if memory_bound < compute_bound else 'matmul'} binds; "
+          f"ratio mcgsm / bound: {pixels_per_s / bound:.3f}")
 
 
 if __name__ == "__main__":
