@@ -1,6 +1,6 @@
 r"""MCGSM training throughput next to this machine's fp32 matmul rate, in one process.
 
-  python -m benchmarks.mcgsm_throughput [--steps=50]
+  python -m benchmarks.mcgsm_throughput [--steps=50] [--jit]
 
 Prints pixels/s of the training step (forward + backward + Adam, default config,
 batch 32 of 16x16 patches), the achieved GFLOP/s from an analytic FLOP count per pixel,
@@ -33,6 +33,7 @@ from zoo import layers
 
 flags.DEFINE_integer("steps", 50, "timed training steps")
 flags.DEFINE_integer("repeats", 3, "timing repeats; the best is reported")
+flags.DEFINE_bool("jit", False, "XLA-compile the loss and gradients (config.train.jit)")
 
 
 def mcgsm_flops_per_pixel(c):
@@ -54,7 +55,7 @@ def main(argv):
   batch = {"images": tf.constant(rng.integers(0, 256, [b, p, p, 1]), tf.uint8),
            "seeds": tf.constant(rng.integers(0, 2**40, [b, 2]), tf.int64)}
   model.initialize(batch["images"])
-  step = steps_lib.make_train_step(model, optimizers, strategy, b)
+  step = steps_lib.make_train_step(model, optimizers, strategy, b, jit=flags.FLAGS.jit)
   step(batch)
   before = matmul_gflops()
   best = float("inf")
