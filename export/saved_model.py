@@ -552,6 +552,13 @@ def read_warmup(export_path):
           for r in tf.data.TFRecordDataset(path)]
 
 
+def warmup_inputs(export_path):
+  """Returns {signature: {input: np.ndarray}}: the inputs of an export's warmup requests."""
+  return {log.predict_log.request.model_spec.signature_name:
+          {k: tf.make_ndarray(v) for k, v in log.predict_log.request.inputs.items()}
+          for log in read_warmup(export_path)}
+
+
 def replay_warmup(export_path):
   """Returns {signature: {output: np.ndarray}} from replaying every warmup record.
 

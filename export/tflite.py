@@ -130,9 +130,7 @@ def _convert(model, config, version_dir, signatures, replayed):
   ({signature: {"file": name, "compared": {output: how}} or {"reason": why not}}).
   Returns the manifest. `signatures` are saved_model.build_module's; `replayed` the
   SavedModel's replies to its warmup requests (saved_model.replay_warmup)."""
-  feeds = {log.predict_log.request.model_spec.signature_name:
-           {k: tf.make_ndarray(v) for k, v in log.predict_log.request.inputs.items()}
-           for log in saved_model.read_warmup(version_dir)}
+  feeds = saved_model.warmup_inputs(version_dir)
   directory = os.path.join(version_dir, "tflite")
   os.makedirs(directory, exist_ok=True)
   size = _image_size(model, signatures)

@@ -387,9 +387,8 @@ class ExportContract:
 
   def warmup_feeds(self):
     """Returns {signature: {input: tf.Tensor}}: the inputs of the export's warmup requests."""
-    return {log.predict_log.request.model_spec.signature_name:
-            {k: tf.constant(tf.make_ndarray(v)) for k, v in log.predict_log.request.inputs.items()}
-            for log in saved_model.read_warmup(self.export_path)}
+    return {name: {k: tf.constant(v) for k, v in inputs.items()}
+            for name, inputs in saved_model.warmup_inputs(self.export_path).items()}
 
   def test_signature_defs_declare_every_fixed_dimension(self):
     # What `saved_model_cli show` and TF Serving's model metadata read.

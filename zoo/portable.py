@@ -97,10 +97,8 @@ def _philox(counter, key):
     hi1, lo1 = _mul_hi_lo(_M1, c2)
     return i + 1, _xor(_xor(hi1, c1), k0), lo1, _xor(_xor(hi0, c3), k1), lo0
 
-  shape = tf.broadcast_dynamic_shape(
-      tf.broadcast_dynamic_shape(tf.shape(counter[0]), tf.shape(counter[2])),
-      tf.broadcast_dynamic_shape(tf.shape(key[0]), tf.shape(counter[1])))
-  words = [tf.broadcast_to(w, shape) for w in counter]
+  zero = sum(0 * w for w in (*counter, *key))  # broadcast by arithmetic: static shapes stay
+  words = [w + zero for w in counter]
   _, *words = tf.while_loop(lambda i, *_: i < _ROUNDS, round_, [tf.constant(0), *words])
   return tuple(words)
 
@@ -122,16 +120,13 @@ def random_bits(seeds, count):
   seeds = tf.cast(seeds, tf.int64)
   s0_lo, s0_hi = _words(seeds[:, 0])
   s1_lo, s1_hi = _words(seeds[:, 1])
-  zeros = tf.zeros_like(s0_lo)
   # TF's seed scrambling: one Philox call on (seed0, seed1) under a fixed key gives the
   # key (its first two words) and the high half of the counter (its last two).
-  mix = _philox((s0_lo, s0_hi, s1_lo, s1_hi), (zeros + _SEED_KEY[0], zeros + _SEED_KEY[1]))
+  fixed_key = tuple(tf.constant(k, tf.int64) for k in _SEED_KEY)
+  mix = [w[:, None] for w in _philox((s0_lo, s0_hi, s1_lo, s1_hi), fixed_key)]  # [B, 1]
   calls = (count + 3) // 4  # each call gives 4 words; the counter's low word counts calls
-  step = tf.range(calls, dtype=tf.int64)[None, :]
-  column = lambda w: w[:, None]
-  words = _philox((step + 0 * column(mix[2]), 0 * step + 0 * column(mix[2]),
-                   column(mix[2]) + 0 * step, column(mix[3]) + 0 * step),
-                  (column(mix[0]), column(mix[1])))
+  step = tf.range(calls, dtype=tf.int64)[None, :]  # [1, calls]
+  words = _philox((step, tf.zeros_like(step), mix[2], mix[3]), (mix[0], mix[1]))
   return tf.reshape(tf.stack(words, -1), [-1, calls * 4])[:, :count]
 
 
