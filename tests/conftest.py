@@ -32,7 +32,8 @@ from zoo import contract  # pylint: disable=g-import-not-at-top,wrong-import-pos
 # Models with conditioning or other forms are also checked in those variants:
 # (registry name, variant name) -> config.model overrides.
 VARIANTS = {"pixelcnn": {"Class": dict(conditional="class", spatial=True),
-                         "Autoencoder": dict(conditional="autoencoder")},
+                         "Autoencoder": dict(conditional="autoencoder"),
+                         "Mixture": dict(output="logistic_mixture", mixtures=2)},
             "vae": {"Gaussian": dict(likelihood="gaussian")},  # log_prob dequantises
             # Batch norm: the export must use (and hold) the moving averages.
             "msvae": {"Paper": dict(batch_norm=True, downsamples=3, likelihood="gaussian")},

@@ -196,7 +196,7 @@ class ExportContract:
       cls.inputs["sample_cond_code"] = rng.normal(size=[2, cls.model.code_size]).astype(np.float32)
     cls.inputs_path = os.path.join(cls.tmp, "inputs.npz")
     np.savez(cls.inputs_path, **cls.inputs)
-    cls._fresh = {}
+    cls._fresh, cls._cached = {}, {}
 
   @classmethod
   def tearDownClass(cls):
@@ -240,6 +240,20 @@ class ExportContract:
         self._fresh[s] = {k.split("__", 1)[1]: v for k, v in everything.items()
                           if k.startswith(f"s{i}__")}
     return self._fresh[script]
+
+  def loaded(self):
+    """Returns tf.saved_model.load of the export, loaded once per class (in this process;
+    `fresh` loads it without the zoo)."""
+    if "loaded" not in self._cached:
+      self._cached["loaded"] = tf.saved_model.load(self.export_path)
+    return self._cached["loaded"]
+
+  def replayed(self):
+    """Returns saved_model.replay_warmup of the export (a TF1 session, as TF Serving runs
+    it), replayed once per class."""
+    if "replayed" not in self._cached:
+      self._cached["replayed"] = saved_model.replay_warmup(self.export_path)
+    return self._cached["replayed"]
 
   def cond(self, prefix):
     """Returns the conditioning inputs stored under `prefix` (sample_cond_ / images_cond_)."""
@@ -325,7 +339,7 @@ class ExportContract:
     # A row's reconstruction depends on its own image and seed only.
     self.assertAllEqual(results["reconstruct_last"], results["reconstruct"][-1:])
     self.assertEqual(results["reconstruct"].shape, images.shape)
-    decode = tf.saved_model.load(self.export_path).signatures["decode"]
+    decode = self.loaded().signatures["decode"]
     m = self.model.latent_size
     for what, latents, message in [
         ("wrong size", tf.zeros([2, m + 1]), r"decode: `latents` must be float32 \[N, %d\].*wrong latents size" % m),
@@ -338,7 +352,7 @@ class ExportContract:
     names = self.model.conditional_inputs
     if not names:
       self.skipTest(f"{self.MODEL} {self.OVERRIDES} has no conditioning inputs")
-    sample = tf.saved_model.load(self.export_path).signatures["sample"]
+    sample = self.loaded().signatures["sample"]
     seeds = tf.zeros([2, 2], tf.int64)
     if "label" in names:
       cases = [("label 3 of 3 classes", dict(label=tf.constant([0, 3], tf.int32)),
@@ -373,7 +387,7 @@ class ExportContract:
     self.assertEqual(tf.make_ndarray(requests["sample"].inputs["seed"]).shape, (2, 2))
     shape = (2, *self.sample_size(), 1)
     self.assertEqual(tf.make_ndarray(requests["log_prob"].inputs["images"]).shape, shape)
-    outputs = saved_model.replay_warmup(self.export_path)
+    outputs = self.replayed()
     self.assertEqual(outputs["sample"]["images"].shape, shape)
     self.assertEqual(outputs["log_prob"]["log_prob"].shape, (2,))
     if "inpaint" in requests:
@@ -399,7 +413,7 @@ class ExportContract:
     wanted = {"seed": lambda: [-1, 2], "label": lambda: [-1], "images": lambda: image,
               "mask": lambda: image, "code": vector("code_size"), "latents": vector("latent_size"),
               "coarse": lambda: [-1, -1, -1, channels]}
-    replayed = saved_model.replay_warmup(self.export_path)
+    replayed = self.replayed()
     dims = lambda info: [d.size for d in info.tensor_shape.dim]
     self.assertEqual(set(meta_graph.signature_def) - {"__saved_model_init_op", "serving_default"},
                      self.signatures())
@@ -421,7 +435,7 @@ class ExportContract:
             self.assertEqual(declared[1:], [*self.sample_size(), channels])  # all known
 
   def test_keyword_calls_and_keras_tfsm_layer_match_the_signatures(self):
-    loaded = tf.saved_model.load(self.export_path)
+    loaded = self.loaded()
     for name, feeds in self.warmup_feeds().items():
       with self.subTest(name):
         expected = loaded.signatures[name](**feeds)
@@ -490,7 +504,7 @@ class ExportTest(ExportContract, tf.test.TestCase):
   # -- bad inputs -------------------------------------------------------------------------
 
   def test_bad_inputs_fail_with_clear_invalid_argument(self):
-    loaded = tf.saved_model.load(self.export_path)
+    loaded = self.loaded()
     log_prob, sample = loaded.signatures["log_prob"], loaded.signatures["sample"]
 
     def inpaint(**bad):
@@ -672,6 +686,15 @@ class TFLiteTest(tf.test.TestCase):
     self.check_files(version, manifest, {
         "sample": {"seed": np.array([[3, 4], [9, 9]], np.int64), "label": np.array([2, 0], np.int32)},
         "log_prob": {"images": images, "label": np.array([1, 2], np.int32)}})
+
+  def test_the_pixelcnn_with_the_logistic_mixture_head_samples_and_scores_on_a_device(self):
+    version, manifest = self.export("pixelcnn", output="logistic_mixture", mixtures=2)
+    self.assertEqual({k: "file" in v for k, v in manifest.items()}, {"sample": True, "log_prob": True})
+    images = np.random.RandomState(3).randint(0, 256, [2, 8, 10, 1]).astype(np.uint8)
+    images[0, :2] = 0  # the tails
+    images[1, :2] = 255
+    self.check_files(version, manifest, {"sample": {"seed": np.array([[3, 4], [-9, 9]], np.int64)},
+                                         "log_prob": {"images": images}})
 
   def test_what_does_not_convert_says_why(self):
     version, manifest = self.export("mcgsm")

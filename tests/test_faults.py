@@ -1,5 +1,6 @@
 """Faults inject and nothing is lost: SIGKILL (exact resume), SIGTERM, a non-finite loss,
 a corrupt checkpoint, a full disk, and an export killed half-way."""
+import concurrent.futures
 import contextlib
 import io
 import json
@@ -54,8 +55,9 @@ class ResumeTest(tf.test.TestCase):
     # never interrupted ends.
     args = [*TINY, "--deterministic", "--config.train.steps=30", "--config.train.checkpoint_every=4"]
     straight = os.path.join(self.get_temp_dir(), "straight")
-    done = run([*args, f"--workdir={straight}"])
-    self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+    # The uninterrupted run goes alongside (each process is mostly a start-up on 2 cores).
+    done = start([*args, f"--workdir={straight}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 text=True)
 
     workdir = os.path.join(self.get_temp_dir(), "killed")
     rng = np.random.default_rng(7)
@@ -70,9 +72,13 @@ class ResumeTest(tf.test.TestCase):
       os.kill(proc.pid, signal.SIGKILL)
       proc.wait()
       self.assertLess(latest_step(workdir), 30)
+    killed_at = latest_step(workdir)
+    _, stderr = done.communicate(timeout=300)
+    self.assertEqual(done.returncode, 0, stderr[-2000:])
     resumed = run([*args, f"--workdir={workdir}"])
     self.assertEqual(resumed.returncode, 0, resumed.stderr[-2000:])
     self.assertIn("resuming from", resumed.stdout)
+    self.assertIn(f"at step {killed_at}", resumed.stdout)
 
     with open(os.path.join(straight, "metrics.json")) as f, \
          open(os.path.join(workdir, "metrics.json")) as g:
@@ -83,6 +89,14 @@ class ResumeTest(tf.test.TestCase):
     self.assertNotEmpty(a)
     for name in a:
       self.assertAllEqual(a[name], b[name], msg=name)
+
+    # The resumed run serves the sampling command.
+    grid = os.path.join(self.get_temp_dir(), "grid.png")
+    sampled = subprocess.run([sys.executable, "-m", "training.sample", f"--workdir={workdir}",
+                              "--num=4", f"--out={grid}"], cwd=ROOT, capture_output=True, text=True)
+    self.assertEqual(sampled.returncode, 0, sampled.stderr[-2000:])
+    png = tf.io.decode_png(tf.io.read_file(grid)).numpy()
+    self.assertEqual(png.shape, (2 * 8 + 3, 2 * 8 + 3, 1))  # 2x2 grid of 8x8 samples, 1px gaps
 
   def check_signal_saves_a_checkpoint(self, signum, name, exit_code):
     workdir = os.path.join(self.get_temp_dir(), name)
@@ -101,14 +115,16 @@ class ResumeTest(tf.test.TestCase):
     self.assertEqual(latest_step(workdir), saved)
     return args, saved
 
-  def test_sigterm_saves_a_checkpoint_and_exits_143(self):
-    args, saved = self.check_signal_saves_a_checkpoint(signal.SIGTERM, "SIGTERM", 143)
+  def test_sigterm_and_ctrl_c_save_a_checkpoint_and_exit_143_and_130(self):
+    # The two runs go side by side (each is mostly a start-up on 2 cores).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+      sigterm = pool.submit(self.check_signal_saves_a_checkpoint, signal.SIGTERM, "SIGTERM", 143)
+      sigint = pool.submit(self.check_signal_saves_a_checkpoint, signal.SIGINT, "SIGINT", 130)
+      args, saved = sigterm.result()
+      sigint.result()
     rerun = run([*args[:-3], f"--config.train.steps={saved + 2}"])
     self.assertEqual(rerun.returncode, 0, rerun.stderr[-2000:])
     self.assertIn(f"at step {saved}", rerun.stdout)
-
-  def test_ctrl_c_saves_a_checkpoint_and_exits_130(self):
-    self.check_signal_saves_a_checkpoint(signal.SIGINT, "SIGINT", 130)
 
 
 class PreemptionTest(tf.test.TestCase):

@@ -11,12 +11,13 @@ import numpy as np
 import tensorflow as tf
 
 from configs import pixelcnn as pixelcnn_config
+from zoo import distributions
 from zoo import pixelcnn
 
 
 def make_model(shape, levels=256, layers=2, conditional="", spatial=False, num_classes=0,
                hidden=6, first_kernel=3, output_hidden=None, seed=0, compute_dtype="float32",
-               gated=True):
+               gated=True, output="softmax", mixtures=3):
   """Returns an untrained PixelCNN for images of `shape` (H, W, C); weights from `seed`."""
   config = pixelcnn_config.get_config("tiny")
   config.train.compute_dtype = compute_dtype
@@ -24,7 +25,8 @@ def make_model(shape, levels=256, layers=2, conditional="", spatial=False, num_c
   config.data.num_classes = num_classes
   config.model.update(levels=levels, layers=layers, conditional=conditional, spatial=spatial,
                       hidden=hidden, first_kernel=first_kernel,
-                      output_hidden=output_hidden or hidden, gated=gated)
+                      output_hidden=output_hidden or hidden, gated=gated, output=output,
+                      mixtures=mixtures)
   tf.keras.utils.set_random_seed(seed)
   model = pixelcnn.Model(config)
   # Random, not zero, biases: a zero could hide a dependence. Kernels keep their Glorot
@@ -278,6 +280,163 @@ class ModelTest(tf.test.TestCase, parameterized.TestCase):
     images = np.zeros([2, 4, 4, 3], np.uint8)
     nats, dims = model.eval_terms(images)
     self.assertAllClose(-nats / dims / np.log(2), [8.0, 8.0], rtol=1e-6)
+
+
+# -- the logistic mixture head (PixelCNN++'s), `config.model.output=logistic_mixture` -------
+
+
+def mixture_reference(values, logits, loc, log_scale, coefficients, levels):
+  """Returns float64 [...]: log p(x) of PixelCNN++'s discretised logistic mixture, written
+  as its paper states it (eqs. 2-3), in float64 with differences of sigmoids."""
+  sigmoid = lambda t: 1.0 / (1.0 + np.exp(-t))
+  x = values.astype(np.float64) * 2.0 / (levels - 1) - 1.0  # [..., C]
+  half, channels = 1.0 / (levels - 1), values.shape[-1]
+  log_pi = logits - np.log(np.sum(np.exp(logits), -1, keepdims=True))
+  total = log_pi.astype(np.float64)  # [..., K]
+  for c in range(channels):
+    mean = loc[..., c, :].astype(np.float64)
+    for earlier in range(c):
+      mean = mean + coefficients[..., c * (c - 1) // 2 + earlier, :] * x[..., earlier, None]
+    scale = np.exp(log_scale[..., c, :].astype(np.float64))
+    a, b = (x[..., c, None] + half - mean) / scale, (x[..., c, None] - half - mean) / scale
+    a = np.where(values[..., c, None] == levels - 1, np.inf, a)
+    b = np.where(values[..., c, None] == 0, -np.inf, b)
+    # sigma(a) - sigma(b) = sigma(-b) - sigma(-a): the form whose terms are not both near 1.
+    total = total + np.log(np.where(a + b > 0, sigmoid(-b) - sigmoid(-a), sigmoid(a) - sigmoid(b)))
+  return np.log(np.sum(np.exp(total), -1))
+
+
+def random_mixture(batch, channels, mixtures, levels, seed, scale_range=(-4.0, 1.0)):
+  """Returns (params (logits, loc, log_scale, coefficients) as numpy, the distribution)."""
+  rng = np.random.default_rng(seed)
+  params = (rng.normal(size=[batch, mixtures]), rng.normal(0, 0.6, [batch, channels, mixtures]),
+            rng.uniform(*scale_range, [batch, channels, mixtures]),
+            rng.uniform(-1, 1, [batch, channels * (channels - 1) // 2, mixtures]))
+  params = tuple(p.astype(np.float32) for p in params)
+  return params, distributions.DiscretizedLogisticMixture(*params, levels)
+
+
+class LogisticMixtureTest(tf.test.TestCase, parameterized.TestCase):
+  """`zoo.distributions.DiscretizedLogisticMixture` and the PixelCNN head that uses it."""
+
+  @parameterized.named_parameters(("rgb_4_levels", 3, 4, (-4.0, 1.0)),
+                                  ("rgb_sharp_and_flat", 3, 4, (-7.0, 3.0)),
+                                  ("two_channels_256_levels", 2, 256, (-7.0, 1.0)))
+  def test_probabilities_sum_to_one_and_factor_into_the_channel_conditionals(
+      self, channels, levels, scale_range):
+    _, dist = random_mixture(5, channels, 4, levels, seed=channels + levels, scale_range=scale_range)
+    values = np.array(list(itertools.product(range(levels), repeat=channels)), np.int32)  # [N, C]
+    values = np.repeat(values[:, None], 5, 1)  # [N, 5, C]: every value, every batch row
+    log_probs = dist.log_prob(values).numpy()  # [N, 5]
+    self.assertAllClose(np.exp(log_probs.astype(np.float64)).sum(0), np.ones(5), atol=2e-5)
+    conditionals = dist.conditional_log_probs(values).numpy()  # [N, 5, C]
+    self.assertAllClose(conditionals.sum(-1), log_probs, atol=1e-4)
+    # Each factor is a distribution over its channel's values, for every earlier value.
+    grid = np.exp(conditionals.astype(np.float64)).reshape([levels] * channels + [5, channels])
+    for c in range(channels):
+      index = (slice(None),) * channels + (slice(None), c)
+      sums = grid[index].sum(axis=c)  # over x_c; x_<c fixed (x_>c does not matter)
+      self.assertAllClose(sums, np.ones_like(sums), atol=2e-5, msg=f"channel {c}")
+
+  def test_log_prob_is_pixelcnn_plus_plus_formula(self):
+    params, dist = random_mixture(64, 3, 5, 256, seed=4, scale_range=(-5.0, 0.0))
+    values = np.random.default_rng(5).integers(0, 256, [64, 3]).astype(np.int32)
+    values[:8] = 0  # the tails
+    values[8:16] = 255
+    self.assertAllClose(dist.log_prob(values), mixture_reference(values, *params, 256),
+                        rtol=2e-5, atol=2e-5)
+
+  def test_samples_follow_the_probabilities(self):
+    _, dist = random_mixture(1, 3, 3, 4, seed=6)
+    values = np.array(list(itertools.product(range(4), repeat=3)), np.int32)[:, None]  # [64, 1, 3]
+    p = np.exp(dist.log_prob(values).numpy()[:, 0].astype(np.float64))
+    n = 40000
+    drawn = dist.sample(n, seed=(7, 8)).numpy()[:, 0]  # [n, 3]
+    counts = np.bincount((drawn[:, 0] * 4 + drawn[:, 1]) * 4 + drawn[:, 2], minlength=64)
+    # Pearson's chi-square over the values expected at least 5 times (the rest pooled):
+    # below its mean (the degrees of freedom) plus 5 standard deviations.
+    expected, common = p * n, p * n >= 5
+    observed = np.append(counts[common], counts[~common].sum())
+    expected = np.append(expected[common], expected[~common].sum())
+    chi_square, freedom = np.sum((observed - expected) ** 2 / expected), len(observed) - 1
+    self.assertLess(chi_square, freedom + 5 * np.sqrt(2 * freedom))
+    self.assertGreater(freedom, 20)  # not a test of a few values
+
+  def test_pixel_outputs_see_exactly_the_earlier_pixels(self):
+    # The head's parameters of pixel (i, j) come from pixels before it, all channels, and
+    # nothing of (i, j) itself: its channels are coupled inside the distribution.
+    h, w, c = 6, 6, 3
+    model = make_model((h, w, c), layers=6, hidden=12, output_hidden=24, output="logistic_mixture")
+    model.blocks[-1].out_bias.assign_add(tf.fill(model.blocks[-1].out_bias.shape, 5.0))
+    model.head[0].bias.assign_add(tf.fill(model.head[0].bias.shape, 5.0))
+    x = tf.random.stateless_uniform([8, h, w, c], [1, 2], -1, 1)
+    probe = tf.random.stateless_normal([model.head_units], [3, 4])
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      targets = tf.reshape(tf.reduce_sum(model.outputs(x) * probe, -1), [8, -1])  # [D, H*W]
+    depends = np.any(tape.batch_jacobian(targets, x).numpy() != 0, axis=0)  # [HW, H, W, C]
+    for t in range(h * w):
+      for i2, j2, k2 in itertools.product(range(h), range(w), range(c)):
+        earlier = i2 * w + j2 < t
+        self.assertEqual(bool(depends[t, i2, j2, k2]), earlier, f"pixel {divmod(t, w)}, input {(i2, j2, k2)}")
+
+  def test_a_sub_pixels_likelihood_ignores_every_later_sub_pixel(self):
+    model = make_model((3, 3, 3), layers=3, output="logistic_mixture")
+    rng = np.random.default_rng(9)
+    image = rng.integers(0, 256, [1, 3, 3, 3]).astype(np.uint8)
+    base = model.pixel_log_prob(image).numpy().reshape(-1)
+    self.assertAllClose(base.sum(), model.log_prob(image).numpy()[0], rtol=1e-5)
+    for t in range(27):
+      changed = image.reshape(-1).copy()
+      changed[t] = (int(changed[t]) + 100) % 256
+      after = model.pixel_log_prob(changed.reshape(image.shape)).numpy().reshape(-1)
+      self.assertAllEqual(after[:t], base[:t], msg=f"sub-pixel {t} changed an earlier one")
+      self.assertNotEqual(after[t], base[t])
+
+  @parameterized.named_parameters(("rgb_binary", (2, 2, 3), 2, {}),
+                                  ("grey_4_levels", (2, 3, 1), 4, {}),
+                                  ("class_and_spatial", (2, 2, 3), 2,
+                                   dict(conditional="class", spatial=True, num_classes=3)))
+  def test_probabilities_of_all_images_sum_to_one(self, shape, levels, conditioning):
+    model = make_model(shape, levels=levels, layers=2, output="logistic_mixture", mixtures=2,
+                       **conditioning)
+    images = all_images(shape, levels)
+    cond = {"label": np.full([len(images)], 2, np.int32)} if conditioning else {}
+    log_probs = model.log_prob(images, **cond)
+    self.assertAllClose(tf.reduce_logsumexp(log_probs), 0.0, atol=1e-5)
+
+  @parameterized.named_parameters(("rgb", (5, 6, 3), {}),
+                                  ("grey_class_spatial", (4, 5, 1),
+                                   dict(conditional="class", spatial=True, num_classes=3)))
+  def test_cached_sampling_equals_naive(self, shape, conditioning):
+    model = make_model(shape, layers=3, first_kernel=5, output="logistic_mixture", **conditioning)
+    seeds = np.array([[1, 2], [3, 4], [5, 6]], np.int64)
+    cond = {"label": np.array([0, 1, 2], np.int32)} if conditioning else {}
+    cached = tf.function(model.sample)(seeds, **cond).numpy()
+    self.assertAllEqual(cached, tf.function(model.sample_naive)(seeds, **cond).numpy())
+    self.assertEqual(cached.dtype, np.uint8)
+    self.assertNotAllEqual(cached[0], cached[1])
+
+  def test_training_loss_is_the_negative_log_prob_per_dimension_in_both_dtypes(self):
+    shape = (5, 4, 3)
+    images = tf.constant(np.random.RandomState(2).randint(0, 256, [3, *shape]), tf.uint8)
+    losses = {}
+    for dtype in ("float32", "bfloat16"):
+      model = make_model(shape, layers=3, hidden=12, output="logistic_mixture", compute_dtype=dtype)
+      loss, _ = model.train_loss(images)
+      losses[dtype] = loss.numpy()
+      expected = -model.log_prob(images) / np.prod(shape)
+      if dtype == "float32":
+        self.assertAllClose(loss, expected, rtol=1e-5)
+    self.assertAllClose(losses["bfloat16"], losses["float32"], rtol=2e-2)
+
+  def test_bad_output_configs_fail_with_one_clear_line(self):
+    for what, kwargs, message in (
+        ("unknown output", dict(output="gaussian"), "valid: 'softmax', 'logistic_mixture'"),
+        ("no components", dict(output="logistic_mixture", mixtures=0), "mixtures=0 must be positive")):
+      with self.subTest(what):
+        with self.assertRaisesRegex(ValueError, message):
+          make_model((4, 4, 3), **kwargs)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 finished run is left alone, and input that cannot work is refused before anything is
 written (in the workdir or in TFDS's data dir)."""
 import concurrent.futures
+import importlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from tests.test_training import TINY
 from tests.test_training import run_cli
 from tests.test_training import user_env
 from training import data as data_lib
+from training import loop
 from training import rundir
 
 # A proxy nobody listens on: the download of any data set fails at once, whatever the
@@ -33,6 +35,20 @@ def tree(path):
       stat = os.stat(full)
       found[os.path.relpath(full, path)] = (stat.st_size if name in files else 0, stat.st_mtime_ns)
   return found
+
+
+def cli_config(model, data, args):
+  """Returns the config `training.run` makes of `args` with the default config file:
+  configs/<model>.py's get_config(data) with every --config.section.field=value applied."""
+  config = importlib.import_module(f"configs.{model}").get_config(data)
+  for arg in args:
+    if arg.startswith("--config."):
+      key, value = arg[len("--config."):].split("=", 1)
+      section, field = key.split(".")
+      current = config[section][field]
+      config[section][field] = (value.lower() == "true" if isinstance(current, bool)
+                                else type(current)(value))
+  return config
 
 
 def one_line(result):
@@ -73,19 +89,22 @@ class RerunTest(tf.test.TestCase):
 
   def test_another_architecture_is_refused_and_the_run_stays_usable(self):
     before = tree(self.workdir)
+    # Through the command (exit status 2, one line): another model's run.
+    other = run_cli([a for a in self.args if not a.startswith("--model")] + ["--model=ride"],
+                    timeout=180)
+    self.assertEqual(other.returncode, 2, other.stderr[-2000:])
+    self.assertIn("holds a run of mcgsm on deadleaves", one_line(other))
+    # In process (what the command prints is the Refused's one line): changed settings.
     cases = {"architecture": (["--config.model.components=3"], "config.model.components: 2 -> 3"),
              "data": (["--config.data.flips=false"], "config.data.flips: True -> False"),
-             "fewer steps than trained": (["--config.train.steps=2"], "trained for 4 steps"),
-             "another model's run": (["--model=ride"], "holds a run of mcgsm on deadleaves")}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:  # refusals write nothing
-      runs = {name: pool.submit(run_cli, [a for a in self.args if not (
-          extra[0].startswith("--model") and a.startswith("--model"))] + extra, timeout=180)
-              for name, (extra, _) in cases.items()}
-    for name, (_, mentioned) in cases.items():
+             "fewer steps than trained": (["--config.train.steps=2"], "trained for 4 steps")}
+    for name, (extra, mentioned) in cases.items():
       with self.subTest(name):
-        result = runs[name].result()
-        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
-        self.assertIn(mentioned, one_line(result))
+        config = cli_config("mcgsm", "deadleaves", self.args + extra)
+        with self.assertRaises(rundir.Refused) as refused:
+          loop.train("mcgsm", "deadleaves", config, self.workdir, tf.distribute.get_strategy())
+        self.assertIn(mentioned, str(refused.exception))
+        self.assertNotIn("\n", str(refused.exception))
     self.assertEqual(tree(self.workdir), before)  # config.json untouched, nothing written
     exported = subprocess.run([sys.executable, "-m", "export.run", f"--workdir={self.workdir}",
                                f"--export_dir={os.path.join(self.get_temp_dir(), 'serving')}"],
@@ -122,11 +141,15 @@ class QuietTest(tf.test.TestCase):
     with open(os.path.join(workdir, "checkpoints", "checkpoint"), "w") as f:
       f.write('model_checkpoint_path: "ckpt-1"\n')
     out = os.path.join(self.get_temp_dir(), "out")
-    for module, arg in (("export.run", f"--export_dir={out}"), ("training.sample", f"--out={out}")):
+    commands = {"export.run": f"--export_dir={out}", "training.sample": f"--out={out}"}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:  # side by side
+      results = {module: pool.submit(
+          subprocess.run, [sys.executable, "-m", module, f"--workdir={workdir}", arg], cwd=ROOT,
+          env=user_env(), capture_output=True, text=True, timeout=120)
+                 for module, arg in commands.items()}
+    for module in commands:
       with self.subTest(module):
-        result = subprocess.run([sys.executable, "-m", module, f"--workdir={workdir}", arg],
-                                cwd=ROOT, env=user_env(), capture_output=True, text=True,
-                                timeout=120)
+        result = results[module].result()
         self.assertEqual(result.returncode, 2, result.stderr[-2000:])
         self.assertIn("cannot restore the run", one_line(result))
         self.assertIn("nope", result.stderr)

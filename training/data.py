@@ -61,13 +61,10 @@ from training.datasets import lfw_faces
 from training.datasets import mnist5k
 from training.datasets import photos
 from training.datasets import textures
+# The names, their check and DataError live in training.names (no TensorFlow there).
+from training.names import _TEXTURES_PREFIX, _TFDS_PREFIX, _VALID  # pylint: disable=unused-import
+from training.names import DATASETS, DataError, check_name, resolve  # pylint: disable=unused-import
 
-DATASETS = ("deadleaves", "textures", "bsds300", "photos", "digits", "mnist5k", "lfw_faces",
-            "mnist", "fashion_mnist", "cifar10", "celeb_a")
-_TFDS_PREFIX = "tfds:"
-_TEXTURES_PREFIX = "textures/"
-_VALID_TEXTURES = ", ".join(textures.TEXTURES)
-_VALID = ", ".join(DATASETS) + ", or tfds:<name>"
 _IN_MEMORY_BYTES = 1 << 30  # a split up to this size is held as one uint8 tensor
 _SHUFFLE_BUFFER = 10_000  # streaming path only
 
@@ -95,48 +92,6 @@ _TFDS_DOWNLOAD = tfds.core.DatasetBuilder.download_and_prepare.__code__
 _CELEB_A_SIZE = 64
 
 
-class DataError(ValueError):
-  """A dataset name, split or size the user asked for does not exist; message is one line."""
-
-
-def resolve(name, data_config=None):
-  """Returns the dataset name every other function here takes for `--data=name`.
-
-  "textures" becomes "textures/<data_config.texture>" (default brick); any other name is
-  returned unchanged. Call it once per run and use the result everywhere.
-  """
-  if name != "textures":
-    return name
-  texture = data_config.get("texture", None) if data_config is not None else None
-  name = _TEXTURES_PREFIX + (texture or textures.TEXTURES[0])
-  check_name(name)
-  return name
-
-
-def check_name(name):
-  """Returns None if `name` is a dataset this module can load, else raises DataError.
-
-  Besides DATASETS and tfds:<name>, takes the resolved texture names textures/<texture>.
-  Reads only TFDS's in-memory registry, never the disk.
-  """
-  if name in DATASETS:
-    return
-  if isinstance(name, str) and name.startswith(_TEXTURES_PREFIX):
-    texture = name[len(_TEXTURES_PREFIX):]
-    if texture in textures.TEXTURES:
-      return
-    raise DataError(f"unknown texture {texture!r} in {name!r}; valid: {_VALID_TEXTURES} "
-                    "(e.g. --config.data.texture=grass)")
-  if isinstance(name, str) and name.startswith(_TFDS_PREFIX):
-    spec = name[len(_TFDS_PREFIX):]
-    base = spec.split("/")[0].split(":")[0]
-    try:
-      tfds.builder_cls(base)
-      return
-    except ValueError:  # DatasetNotFoundError, or a malformed name
-      raise DataError(f"unknown TFDS dataset {spec!r} in {name!r}; valid: {_VALID} "
-                      "(<name> as listed by tfds.list_builders(), e.g. tfds:svhn_cropped)") from None
-  raise DataError(f"unknown dataset {name!r}; valid: {_VALID}")
 
 
 def _builder(name, data_dir):

@@ -25,6 +25,7 @@ from ml_collections import config_flags
 
 from export import cli
 from export.cli import fail
+from training import names
 import zoo
 
 STRATEGIES = ("auto", "multi_worker", "default")
@@ -78,9 +79,8 @@ def _keys(config):
 def _model_keys(model):
   """Returns (the keys every config of `model` has, every key one may have)."""
   import importlib  # pylint: disable=g-import-not-at-top
-  from training import data as data_lib  # pylint: disable=g-import-not-at-top
   get_config = importlib.import_module(f"configs.{model}").get_config
-  variants = [set(_keys(get_config(arg))) for arg in ("",) + data_lib.DATASETS]
+  variants = [set(_keys(get_config(arg))) for arg in ("",) + names.DATASETS]
   return set.intersection(*variants), set.union(*variants)
 
 
@@ -105,9 +105,9 @@ def check_config_file(argv, model):
             for i, a in enumerate(argv)]
     path = shipped
   if not os.path.isfile(path):
-    names = sorted(n for n in os.listdir(_configs_dir()) if n.endswith(".py") and n[0] != "_")
+    shipped_files = sorted(n for n in os.listdir(_configs_dir()) if n.endswith(".py") and n[0] != "_")
     fail(f"--config={value}: no such file {path}; give a config file, e.g. "
-         f"--config=configs/{model}.py (shipped: {', '.join(names)})")
+         f"--config=configs/{model}.py (shipped: {', '.join(shipped_files)})")
   try:
     with cli.quiet_stderr():
       config = _load_config_file(path, arg)
@@ -138,11 +138,9 @@ def define_flags(argv):
     fail(f"--model is required; valid: {', '.join(zoo.NAMES)}")
   if model not in zoo.NAMES:
     fail(f"unknown model {model!r}; valid: {', '.join(zoo.NAMES)}")
-  with cli.quiet_stderr():  # the data module imports TensorFlow
-    from training import data as data_lib  # pylint: disable=g-import-not-at-top
   try:
-    data_lib.check_name(data)
-  except data_lib.DataError as e:
+    names.check_name(data)  # without TensorFlow: a wrong name fails at once
+  except names.DataError as e:
     fail(str(e))
   argv = check_config_file(argv, model)
   try:  # the overrides are applied here, while the default config is parsed
@@ -198,10 +196,8 @@ def help_text(argv):
   """Returns --help's text: the usage, the models and data sets, and with --model the flags
   and that model's config keys."""
   model = _flag_value(argv, "model")
-  with cli.quiet_stderr():  # the data module imports TensorFlow
-    from training import data as data_lib  # pylint: disable=g-import-not-at-top
   lines = [f"usage: {USAGE}", "", f"models: {', '.join(zoo.NAMES)}",
-           f"data: {', '.join(data_lib.DATASETS)}, or tfds:<name>"]
+           f"data: {', '.join(names.DATASETS)}, or tfds:<name>"]
   if model not in zoo.NAMES:
     return "\n".join(lines + ["", flags.FLAGS.main_module_help(), "",
                                "python -m training.run --model=NAME --help adds that model's "
@@ -223,9 +219,10 @@ def main(argv):
   workdir = f.workdir or os.path.join("runs", f"{f.model}-{f.data.replace(':', '_')}")
   cli.check_writable_dir(workdir, "workdir")
   check_data_dir(f.data_dir)
-  from training import data as data_lib  # pylint: disable=g-import-not-at-top
-  from training import loop, rundir, steps  # pylint: disable=g-import-not-at-top  (TF: keep --help fast)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  with cli.quiet_stderr():  # TensorFlow's start-up notices would bury a one-line error
+    from training import data as data_lib  # pylint: disable=g-import-not-at-top
+    from training import loop, rundir, steps  # pylint: disable=g-import-not-at-top  (TF: keep --help fast)
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # Device start-up notices (cuInit) would bury a one-line config error. The strategy is
   # made first: MultiWorkerMirroredStrategy must configure collectives before any device
   # is initialised.

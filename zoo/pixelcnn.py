@@ -3,7 +3,9 @@ r"""Gated PixelCNN (van den Oord et al. 2016, `shared/papers/gated_pixelcnn.txt`
   p(x | h) = prod_i p(x_i | x_<i, h),  pixels in raster order, channels R -> G -> B
 
 Each sub-pixel is a `levels`-way softmax (256 for 8-bit data, 2 for binarised digits),
-a TFP `Categorical`, so `log_prob` is a probability and bits/dim is the metric.
+a TFP `Categorical`, so `log_prob` is a probability and bits/dim is the metric (or, with
+`config.model.output="logistic_mixture"`, PixelCNN++'s mixture of discretised logistics
+per pixel: see "Output heads" below).
 
 The network (Figure 2), for each of `layers` gated blocks (the ungated baseline is below):
 
@@ -52,6 +54,22 @@ paper's shift trick), so after the down-shift a pixel sees ceil(n/2) rows above 
 block; the first block uses a larger kernel (`first_kernel`, 7 as in PixelCNN), the
 rest `kernel` (3); the link v -> h has no bias (the horizontal conv has one).
 
+Output heads, `config.model.output`:
+  * "softmax" (the paper's, the default): a `levels`-way softmax per sub-pixel, R -> G -> B
+    as above.
+  * "logistic_mixture" (not in the paper; PixelCNN++, Salimans et al. 2017, section 2.2):
+    per pixel, a mixture of `config.model.mixtures` discretised logistics over the levels
+    with linear coupling of the channels (G's means move with R, B's with R and G), a
+    `zoo.distributions.DiscretizedLogisticMixture`. The whole pixel is predicted at
+    once, so every mask treats the pixel's channels as one group: no feature sees any
+    channel of the current pixel (the network's R -> G -> B masking is replaced by the
+    distribution's coupling). Per pixel the head emits K logits, C x K means, C x K log
+    scales (floored at -7) and C (C - 1) / 2 x K coefficients (tanh), 10 K for RGB where
+    the softmax emits 768. `pixel_log_prob` gives each sub-pixel's factor
+    log p(x_c | x_<c, earlier pixels) (the mixture weighted by its posterior given the
+    pixel's earlier channels); they sum to `log_prob`. The cached sampler draws a pixel
+    per horizontal pass instead of one per channel.
+
 Sampling (`sample`) is cached (Ramachandran et al. 2017): one `tf.while_loop` over rows
 and one over columns; the vertical stack is computed once per finished row, and each
 new sub-pixel costs one horizontal-stack position per block. Gumbel-max noise is drawn
@@ -66,6 +84,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from zoo import contract
+from zoo import distributions
 from zoo import eager
 from zoo import layers
 from zoo import portable
@@ -75,6 +94,8 @@ tfd = tfp.distributions
 
 METRIC = "bits_per_dim"  # zoo.units.METRICS key reported for this model
 CONDITIONALS = ("", "class", "autoencoder")
+OUTPUTS = ("softmax", "logistic_mixture")  # `config.model.output`
+MIN_LOG_SCALE = -7.0  # PixelCNN++'s floor on the logistics' log scales
 COMPUTE_DTYPES = ("float32", "bfloat16")  # of the training loss (`config.train.compute_dtype`)
 
 
@@ -272,11 +293,22 @@ class Model(keras.Model):
     # is compiled already (`config.train.jit`): XLA functions nested in an XLA-compiled
     # step under a distribution strategy recompiled on every step.
     self.fused = not config.train.get("jit", False)
+    self.output_kind = mc.get("output", "softmax")
+    if self.output_kind not in OUTPUTS:
+      raise ValueError(f"unknown config.model.output {self.output_kind!r}; "
+                       f"valid: {', '.join(repr(o) for o in OUTPUTS)}")
+    self.mixtures = int(mc.get("mixtures", 10))
+    if self.output_kind == "logistic_mixture" and self.mixtures < 1:
+      raise ValueError(f"config.model.mixtures={self.mixtures} must be positive")
+    # The masks' channel groups: the softmax draws R, G, B one by one, so channel c's
+    # features see channels < c of the current pixel; the mixture models the whole pixel
+    # from the pixels before it (one group: nothing of the current pixel is seen).
+    self.groups = self.channels if self.output_kind == "softmax" else 1
     self.conditional = mc.conditional
     if self.conditional not in CONDITIONALS:
       raise ValueError(f"unknown config.model.conditional {self.conditional!r}; "
                        f"valid: {', '.join(repr(c) for c in CONDITIONALS)}")
-    if mc.hidden % self.channels:
+    if mc.hidden % self.groups:
       raise ValueError(f"config.model.hidden={mc.hidden} must be a multiple of the "
                        f"{self.channels} channels (one feature group per channel)")
     self.num_classes = int(config.data.get("num_classes", 0) or 0)
@@ -314,23 +346,27 @@ class Model(keras.Model):
           keras.layers.Conv2DTranspose(spatial_dim, 3, strides=2, padding="same", **glorot()),
       ], name="deconv")
     self.blocks = [
-        Block(mc.hidden, mc.first_kernel if k == 0 else mc.kernel, self.channels,
+        Block(mc.hidden, mc.first_kernel if k == 0 else mc.kernel, self.groups,
               first=k == 0, gated=mc.get("gated", True), cond_dim=cond_dim,
               spatial_dim=spatial_dim, seed=1000 * mc.seed + 100 * (k + 1) + 10, name=f"block{k}")
         for k in range(mc.layers)]
-    groups_hidden = group_of(mc.hidden, self.channels)
-    groups_out = group_of(mc.output_hidden, self.channels)
-    groups_logits = group_of(self.channels * self.levels, self.channels)  # channel c's logits
+    c, k = self.channels, self.mixtures
+    # Per pixel: C x levels logits, or the mixture's K logits, C x K means, C x K log
+    # scales and C (C - 1) / 2 x K coupling coefficients.
+    self.head_units = c * self.levels if self.output_kind == "softmax" else k * (1 + 2 * c + c * (c - 1) // 2)
+    groups_hidden = group_of(mc.hidden, self.groups)
+    groups_out = group_of(mc.output_hidden, self.groups)
+    groups_logits = group_of(self.head_units, self.groups)  # channel c's logits
     self.head_masks = (tf.constant(group_mask(groups_hidden, groups_out, False)),
                        tf.constant(group_mask(groups_out, groups_logits, False)))
     self.head = [keras.layers.Dense(mc.output_hidden, name="head1", **glorot()),
-                 keras.layers.Dense(self.channels * self.levels, name="head2", **glorot())]
+                 keras.layers.Dense(self.head_units, name="head2", **glorot())]
     self.head[0].build((None, mc.hidden))  # used through their kernels (masked), never called
     self.head[1].build((None, mc.output_hidden))
     # Build every weight now: checkpoints and exports see them before the first call.
     shape = (1, self.height, self.width, self.channels)
-    self.logits(tf.zeros(shape), *self._conditioning(tf.zeros(shape, tf.uint8),
-                                                     label=tf.zeros([1], tf.int32)))
+    self.outputs(tf.zeros(shape), *self._conditioning(tf.zeros(shape, tf.uint8),
+                                                      label=tf.zeros([1], tf.int32)))
 
   # -- the network ----------------------------------------------------------------------
 
@@ -361,14 +397,14 @@ class Model(keras.Model):
     return h, s
 
   def _head(self, h):
-    """Returns logits [..., C * levels] from the last horizontal features [..., p]."""
+    """Returns the head's outputs [..., head_units] from the last horizontal features [..., p]."""
     (dense1, dense2), (mask1, mask2) = self.head, self.head_masks
     w = lambda weight: tf.cast(weight, h.dtype)
     out = tf.nn.bias_add(dense(tf.nn.relu(h), w(dense1.kernel * mask1)), w(dense1.bias))
     return tf.nn.bias_add(dense(tf.nn.relu(out), w(dense2.kernel * mask2)), w(dense2.bias))
 
-  def logits(self, x, cond=None, spatial=None, dtype=tf.float32, fused=False):
-    """Returns float32 [B, H, W, C, levels] from scaled images x [B, H, W, C] (float, so
+  def outputs(self, x, cond=None, spatial=None, dtype=tf.float32, fused=False):
+    """Returns float32 [B, H, W, head_units] from scaled images x [B, H, W, C] (float, so
     tests can take gradients), the network computed in `dtype`; `fused`: XLA-compiled
     gates (training)."""
     cast = lambda t: None if t is None else tf.cast(t, dtype)
@@ -376,19 +412,45 @@ class Model(keras.Model):
     cond, spatial = cast(cond), cast(spatial)
     for block in self.blocks:
       v, h = block(v, h, cond, spatial, fused=fused)
-    logits = tf.cast(self._head(h), tf.float32)  # [B, H, W, C * levels]
+    return tf.cast(self._head(h), tf.float32)
+
+  def logits(self, x, cond=None, spatial=None, dtype=tf.float32, fused=False):
+    """Returns float32 [B, H, W, C, levels]: the softmax head's logits (see `outputs`)."""
+    if self.output_kind != "softmax":
+      raise ValueError(f"logits are the softmax head's; this model's output is {self.output_kind!r}")
+    logits = self.outputs(x, cond, spatial, dtype, fused)
     return tf.reshape(logits, tf.concat([tf.shape(x), [self.levels]], 0))
 
+  def mixture(self, outputs):
+    """Returns the logistic mixture head's per-pixel `DiscretizedLogisticMixture` (event
+    [C]) from head outputs [..., head_units]: log scales floored at -7 and coupling
+    coefficients squashed by tanh, as PixelCNN++ does."""
+    c, k = self.channels, self.mixtures
+    logits, loc, log_scale, coefficients = tf.split(
+        outputs, [k, c * k, c * k, c * (c - 1) // 2 * k], axis=-1)
+    rows = lambda t, n: tf.reshape(t, tf.concat([tf.shape(outputs)[:-1], [n, k]], 0))  # [..., n, K]
+    return distributions.DiscretizedLogisticMixture(
+        logits, rows(loc, c), tf.maximum(rows(log_scale, c), MIN_LOG_SCALE),
+        tf.tanh(rows(coefficients, c * (c - 1) // 2)), self.levels)
+
   def distribution(self, images, label=None, code=None):
-    """Returns p(x | h) as tfd.Independent(Categorical) with event shape [H, W, C]."""
-    logits = self.logits(self.scale(images), *self._conditioning(images, label, code))
+    """Returns p(x | h) with event shape [H, W, C]: tfd.Independent of a Categorical per
+    sub-pixel (softmax) or of a `DiscretizedLogisticMixture` per pixel."""
+    outputs = self.outputs(self.scale(images), *self._conditioning(images, label, code))
+    if self.output_kind == "logistic_mixture":
+      return tfd.Independent(self.mixture(outputs), reinterpreted_batch_ndims=2)
+    logits = tf.reshape(outputs, tf.concat([tf.shape(images), [self.levels]], 0))
     return tfd.Independent(tfd.Categorical(logits=logits), reinterpreted_batch_ndims=3)
 
   # -- model API --------------------------------------------------------------------------
 
   @eager.graph_when_eager
   def pixel_log_prob(self, images, label=None, code=None):
-    """Returns float32 [B, H, W, C]: log p(x_i | x_<i, h) of each sub-pixel, nats."""
+    """Returns float32 [B, H, W, C]: log p(x_i | x_<i, h) of each sub-pixel, nats (the
+    mixture's: each channel's factor given the earlier ones, through the posterior over
+    its components)."""
+    if self.output_kind == "logistic_mixture":
+      return self.distribution(images, label, code).distribution.conditional_log_probs(images)
     if portable.active():  # the same values without SparseSoftmaxCrossEntropy (TFLite)
       logits = self.logits(self.scale(images), *self._conditioning(images, label, code))
       return log_softmax_at(logits, tf.cast(images, tf.int32))
@@ -397,7 +459,7 @@ class Model(keras.Model):
   @eager.graph_when_eager
   def log_prob(self, images, label=None, code=None):
     """Returns float32 [B]: log p(x | h) of each image, nats."""
-    if portable.active():
+    if portable.active() and self.output_kind == "softmax":
       return tf.reduce_sum(self.pixel_log_prob(images, label, code), [1, 2, 3])
     return self.distribution(images, label, code).log_prob(tf.cast(images, tf.int32))
 
@@ -419,20 +481,38 @@ class Model(keras.Model):
     32x32); `log_prob`, evaluation and sampling always compute in float32 without XLA.
     """
     del seeds  # no noise
-    logits = self.logits(self.scale(images), *self._conditioning(images, label, code),
-                         dtype=self.train_dtype, fused=self.fused)
-    log_softmax = xla_log_softmax_at if self.fused else log_softmax_at
-    nats = tf.reduce_sum(log_softmax(logits, tf.cast(images, tf.int32)), [1, 2, 3])
+    outputs = self.outputs(self.scale(images), *self._conditioning(images, label, code),
+                           dtype=self.train_dtype, fused=self.fused)
+    if self.output_kind == "logistic_mixture":
+      nats = tf.reduce_sum(self.mixture(outputs).log_prob(images), [1, 2])
+    else:
+      logits = tf.reshape(outputs, tf.concat([tf.shape(images), [self.levels]], 0))
+      log_softmax = xla_log_softmax_at if self.fused else log_softmax_at
+      nats = tf.reduce_sum(log_softmax(logits, tf.cast(images, tf.int32)), [1, 2, 3])
     dims = units.dims_per_image(images)
     return -nats / dims, {"nats_per_dim": nats / dims}
 
   # -- sampling -----------------------------------------------------------------------------
 
-  def _gumbel(self, seeds):
-    """Returns float32 [B, H, W, C, levels] Gumbel noise, row b drawn from seeds[b] alone."""
-    shape = [self.height, self.width, self.channels, self.levels]
+  def _noise(self, seeds):
+    """Returns the sampling noise, row b drawn from seeds[b] alone: softmax, Gumbel noise
+    float32 [B, H, W, C, levels]; mixture, (Gumbel [B, H, W, K] for the component,
+    uniform in (0, 1) [B, H, W, C] for the logistics)."""
+    if self.output_kind == "softmax":
+      shape = [self.height, self.width, self.channels, self.levels]
+      u = layers.per_example_uniform(seeds, shape, 1e-7, 1.0)
+      return -tf.math.log(-tf.math.log(u))
+    shape = [self.height, self.width, self.mixtures + self.channels]
     u = layers.per_example_uniform(seeds, shape, 1e-7, 1.0)
-    return -tf.math.log(-tf.math.log(u))
+    component, logistic = tf.split(u, [self.mixtures, self.channels], axis=-1)
+    return -tf.math.log(-tf.math.log(component)), logistic
+
+  def _draw_pixel(self, outputs, noise, i, j):
+    """Returns float32 [B, C]: the mixture head's draw of pixel (i, j) from its outputs
+    [B, head_units] and `_noise`'s noise."""
+    gumbel, uniform = noise
+    return tf.cast(self.mixture(outputs).sample_from_noise(gumbel[:, i, j], uniform[:, i, j]),
+                   tf.float32)
 
   def _check_batch(self, seeds, label, code):
     """Returns (h, spatial) for sampling `seeds` rows (images are not known yet)."""
@@ -445,8 +525,21 @@ class Model(keras.Model):
     """Returns uint8 [B, H, W, C]: ancestral samples recomputing the whole network for
     every sub-pixel (the reference the cached `sample` must equal)."""
     cond, spatial = self._check_batch(seeds, label, code)
-    gumbel = self._gumbel(seeds)
+    noise = self._noise(seeds)
     b = tf.shape(seeds)[0]
+    if self.output_kind == "logistic_mixture":  # a whole pixel per step
+      def pixel_step(t, canvas):
+        i, j = t // self.width, t % self.width
+        outputs = self.outputs(self.scale(canvas), cond, spatial)[:, i, j]  # [B, P]
+        pixel = tf.cast(self._draw_pixel(outputs, noise, i, j), tf.uint8)  # [B, C]
+        index = tf.stack([tf.range(b), tf.fill([b], i), tf.fill([b], j)], 1)
+        return t + 1, tf.tensor_scatter_nd_update(canvas, index, pixel)
+
+      canvas = tf.zeros([b, self.height, self.width, self.channels], tf.uint8)
+      _, canvas = tf.while_loop(lambda t, _: t < self.height * self.width, pixel_step,
+                                [tf.constant(0), canvas])
+      return canvas
+    gumbel = noise
     total = self.height * self.width * self.channels
 
     def step(t, canvas):
@@ -471,7 +564,8 @@ class Model(keras.Model):
     channels < c of the pixel already in place.
     """
     cond, spatial = self._check_batch(seeds, label, code)
-    gumbel = self._gumbel(seeds)  # [B, H, W, C, L]
+    noise = self._noise(seeds)
+    mixture = self.output_kind == "logistic_mixture"
     b = tf.shape(seeds)[0]
     height, width, channels, blocks = self.height, self.width, self.channels, self.blocks
     ins = [channels] + [block.hidden for block in blocks[:-1]]  # each block's input width
@@ -485,7 +579,9 @@ class Model(keras.Model):
       onehot = tf.one_hot(j, width)[None, :, None]  # [1, W, 1]
       pixel_biases = [tf.gather(bias, j, axis=1) for bias in biases]  # [B, q] each
       pixel = tf.zeros([b, channels])
-      for c in range(channels):
+      # The softmax draws channel c given channels < c: one pass per channel. The
+      # mixture's features do not see the current pixel: one pass draws it whole.
+      for c in range(1 if mixture else channels):
         x = pixel * (2.0 / (self.levels - 1)) - 1.0  # channels >= c are masked out anyway
         feature, new_buffers = x, []
         for block, buffer, bias, (kernel, out_kernel, _) in zip(blocks, buffers, pixel_biases,
@@ -498,8 +594,12 @@ class Model(keras.Model):
           new_buffers.append(buffer + onehot_pad(block, j) * (feature[:, None] - buffer))
           feature = block.horizontal_pixel(window, bias, (kernel, out_kernel))
         hidden = tf.nn.relu(tf.nn.relu(feature) @ head1 + dense1.bias)
-        logits = tf.reshape(hidden @ head2 + dense2.bias, [b, channels, self.levels])[:, c]
-        value = tf.argmax(logits + gumbel[:, i, j, c], -1, output_type=tf.int32)  # [B]
+        outputs = hidden @ head2 + dense2.bias  # [B, head_units]
+        if mixture:
+          pixel = self._draw_pixel(outputs, noise, i, j)
+          break
+        logits = tf.reshape(outputs, [b, channels, self.levels])[:, c]
+        value = tf.argmax(logits + noise[:, i, j, c], -1, output_type=tf.int32)  # [B]
         pixel += tf.one_hot(c, channels)[None] * tf.cast(value, tf.float32)[:, None]
       # Every feature at (i, j) ignores the pixel's last channel (the masks), so the last
       # pass left the buffers final, except block 0's raw input: store the whole pixel.

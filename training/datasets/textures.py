@@ -26,7 +26,7 @@ build one on first use.
 import numpy as np
 import tensorflow_datasets as tfds
 
-TEXTURES = ("brick", "grass", "gravel")  # names of the functions in skimage.data
+from training.names import TEXTURES  # names of the functions in skimage.data
 SIZE = 512  # every bundled texture is SIZE x SIZE
 GRID = 4  # regions per side, as in RIDE
 REGION = SIZE // GRID  # 128
