@@ -1,14 +1,17 @@
 r"""Our Gated PixelCNN against TFP's PixelCNN++ at matched size, and our cached sampler
 against the naive one, side by side in one process.
 
-  python -m benchmarks.pixelcnn_vs_tfp [--budget_s=240[,1200,...]] [--data=skimage|cifar10 --data_dir=DIR]
+  python -m benchmarks.pixelcnn_vs_tfp [--budget_s=240[,1200,...]] [--outputs=logistic_mixture,softmax]
+      [--dtypes=float32,bfloat16] [--data=skimage|cifar10 --data_dir=DIR]
 
-About 20 minutes on 2 shared CPU cores with the defaults (three 240 s budgets, then timing).
+About 30 minutes on 2 shared CPU cores with the defaults (five 240 s budgets, then timing).
 
-1. `zoo.pixelcnn` (11 gated blocks of 48 features, a 96-unit output layer, a 256-way
-   softmax per sub-pixel), trained in each of `--dtypes` (`config.train.compute_dtype`:
-   float32, and bfloat16 mixed precision, which needs a CPU with bfloat16 arithmetic),
-   against `tfp.distributions.PixelCNN` (PixelCNN++: 1 resnet
+1. `zoo.pixelcnn` with each of `--outputs` (`config.model.output`): PixelCNN++'s mixture
+   of 10 discretised logistics per pixel (11 gated blocks of 51 features, a 96-unit
+   output layer) and the paper's 256-way softmax per sub-pixel (11 blocks of 48, the
+   same output layer), both 586k parameters, each trained in each of `--dtypes`
+   (`config.train.compute_dtype`: float32, and bfloat16 mixed precision, which needs a
+   CPU with bfloat16 arithmetic), against `tfp.distributions.PixelCNN` (PixelCNN++: 1 resnet
    layer per level, 3 levels of 24 filters, a mixture of 10 discretised logistics over
    the 256 values), both about 0.58M parameters, on 32x32x3 images, batch 32, Adam at
    the same constant learning rate, the same batches in the same order:
@@ -24,10 +27,12 @@ About 20 minutes on 2 shared CPU cores with the defaults (three 240 s budgets, t
    Multiply-adds per image are printed too: every weight of ours is applied at every
    pixel, while PixelCNN++ holds most of its weights at 16x16 and 8x8, so at equal
    parameter counts ours does about 2x the arithmetic per image; training multiply-adds
-   per second (3 x the forward's per image x images/s) compare the implementations.
-2. Cached `sample` against `sample_naive` (the whole network per sub-pixel) of our model
-   at 16x16x3 (the trained weights: the network is convolutional), batch 4, plain
-   `zoo.pixelcnn`: the time ratio and whether the two draw the identical uint8 images.
+   per second (3 x the forward's per image x images/s) compare the implementations,
+   and each is given as a fraction of this machine's float32 matmul rate.
+2. Cached `sample` against `sample_naive` (the whole network per sub-pixel, or per pixel
+   with the mixture) of each head at 16x16x3 (the trained weights: the network is
+   convolutional), batch 4: the time ratio and whether the two draw the identical uint8
+   images.
 
 Data. `--data=skimage` (default, offline): random 32x32 crops of the colour photographs
 bundled with scikit-image (astronaut, coffee, chelsea, rocket, immunohistochemistry,
@@ -57,6 +62,7 @@ import tensorflow_probability as tfp
 import tf_keras
 
 from benchmarks.common import best_time
+from benchmarks.common import matmul_gflops
 from configs import pixelcnn as pixelcnn_config
 from training import data as data_lib
 from training import steps as steps_lib
@@ -80,8 +86,15 @@ flags.DEFINE_integer("num_samples", 4, "images per sampling batch")
 flags.DEFINE_integer("naive_size", 16, "image side of the cached-vs-naive comparison")
 flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "our training compute dtypes to run "
                   "(config.train.compute_dtype; bfloat16 needs a CPU with bfloat16 arithmetic)")
+flags.DEFINE_list("outputs", ["logistic_mixture", "softmax"], "our output heads to run "
+                  "(config.model.output): PixelCNN++'s logistic mixture, the paper's softmax")
+flags.DEFINE_list("race_dtypes", None, "those of --dtypes whose models train for the budgets "
+                  "(default: all); the others are only timed (images/s)")
 flags.DEFINE_integer("layers", 11, "our gated blocks")
-flags.DEFINE_integer("hidden", 48, "our features per block (a multiple of 3)")
+flags.DEFINE_integer("hidden", 48, "our features per block with the softmax head (a multiple of 3)")
+flags.DEFINE_integer("mixture_hidden", 51, "our features per block with the logistic mixture "
+                     "head (its head is smaller: 51 matches the softmax model's parameters)")
+flags.DEFINE_integer("mixtures", 10, "our logistic mixture's components (as TFP's num_logistic_mix)")
 flags.DEFINE_integer("output_hidden", 96, "our output layer's units")
 flags.DEFINE_integer("tfp_resnet", 1, "TFP num_resnet")
 flags.DEFINE_integer("tfp_hierarchies", 3, "TFP num_hierarchies")
@@ -142,11 +155,13 @@ def batches(images, batch, seed):
 # -- our model ----------------------------------------------------------------------------------
 
 
-def our_config(shape, dtype="float32"):
+def our_config(shape, dtype="float32", output="softmax"):
   """Returns the pixelcnn config of the comparison for images of `shape` (H, W, C)."""
   f = flags.FLAGS
   config = pixelcnn_config.get_config("cifar10")
-  config.model.update(layers=f.layers, hidden=f.hidden, output_hidden=f.output_hidden)
+  mixture = output == "logistic_mixture"
+  config.model.update(layers=f.layers, hidden=f.mixture_hidden if mixture else f.hidden,
+                      output_hidden=f.output_hidden, output=output, mixtures=f.mixtures)
   config.train.update(compute_dtype=dtype, jit=False)  # XLA for the gates and softmax only
   config.data.image_shape = shape
   config.data.num_classes = 0
@@ -156,10 +171,11 @@ def our_config(shape, dtype="float32"):
 class Ours:
   """Our Gated PixelCNN: the zoo's training step, log_prob, the cached sampler."""
 
-  def __init__(self, batch, dtype):
+  def __init__(self, batch, dtype, output):
     f = flags.FLAGS
-    self.name = f"ours ({dtype})"
-    self.model = pixelcnn.Model(our_config(SHAPE, dtype))
+    self.output = output
+    self.name = f"ours {'mixture' if output == 'logistic_mixture' else 'softmax'} {dtype}"
+    self.model = pixelcnn.Model(our_config(SHAPE, dtype, output))
     self.variables = self.model.trainable_variables
     # Every kernel weight is applied at every pixel (masked taps are multiplied too).
     self.macs = sum(int(np.prod(v.shape)) for v in self.variables if len(v.shape) > 1) * SIZE**2
@@ -262,8 +278,8 @@ def train_for(runner, stream, budgets, test):
 
 def cached_vs_naive(model, size, num, seed, repeats, slow_repeats):
   """Returns (cached s, naive s, identical, differing sub-pixels) of plain zoo.pixelcnn
-  at size x size x 3 with `model`'s weights."""
-  small = pixelcnn.Model(our_config((size, size, 3)))
+  at size x size x 3 with `model`'s weights (and head)."""
+  small = pixelcnn.Model(our_config((size, size, 3), output=model.output_kind))
   small.set_weights(model.get_weights())  # convolutional: the same weights serve any size
   seeds = tf.constant([[seed, k] for k in range(num)], tf.int64)
   cached, naive = tf.function(small.sample), tf.function(small.sample_naive)
@@ -284,7 +300,9 @@ def main(argv):
   print(f"data {f.data}: {len(train)} training and {len(test)} held-out images "
         f"{'x'.join(map(str, train.shape[1:]))}; batch {f.batch}, Adam {f.learning_rate:g}")
   first = tf.constant(train[:f.batch])
-  ours = [Ours(f.batch, dtype) for dtype in f.dtypes]
+  ours = [Ours(f.batch, dtype, output) for output in f.outputs for dtype in f.dtypes]
+  # Our samplers compute in float32 whatever the training dtype: timed once per head.
+  timed_samplers = {r.output: r for r in reversed(ours)}.values()
   theirs = Tfp(first)
   runners = [*ours, theirs]
   print(f"TFP's kernels before its masks: sum |w - mask(w)| = {theirs.unmasked:.1f} "
@@ -292,7 +310,11 @@ def main(argv):
 
   results = {r: {"parameters": count(r.variables), "MACs/image": r.macs} for r in runners}
   budgets = sorted(float(b) for b in f.budget_s)
+  racing = [r for r in runners if r is theirs or f.race_dtypes is None
+            or r.model.train_dtype.name in f.race_dtypes]
   for r, res in results.items():  # (c) first, on fresh weights
+    if r not in racing:
+      continue
     for budget, (steps, loss, bits) in train_for(
         r, batches(train, f.batch, f.seed), budgets, test).items():
       res[f"steps {budget:g}"], res[f"bits/dim {budget:g}"] = steps, bits
@@ -302,17 +324,19 @@ def main(argv):
     res["train images/s"] = f.batch / best_time(r.step, first, repeats=f.repeats, inner=f.steps)
     # Multiply-adds per second of training: forward + backward = 3 x the forward's.
     res["GMAC/s"] = 3 * res["train images/s"] * res["MACs/image"] / 1e9
-    if r is ours[0] or r is theirs:  # our samplers compute in float32 whatever the dtype
+    if r in timed_samplers or r is theirs:
       for jit in (False, True):
         res[f"samples s{' xla' if jit else ''}"] = best_time(
             r.samplers[jit], repeats=f.slow_repeats if r is theirs else f.repeats, inner=1)
     print(f"{r.name}: {res['train images/s']:.1f} train images/s"
           + (f", {f.num_samples} samples in {res['samples s']:.2f} s ({res['samples s xla']:.2f} s "
              "with XLA)" if "samples s" in res else ""), flush=True)
-  t_cached, t_naive, identical, differing = cached_vs_naive(
-      ours[0].model, f.naive_size, f.num_samples, f.seed, f.repeats, f.slow_repeats)
+  naive = {r.output: cached_vs_naive(r.model, f.naive_size, f.num_samples, f.seed, f.repeats,
+                                     f.slow_repeats) for r in timed_samplers}
+  matmul_gmacs = matmul_gflops() / 2  # multiply-adds per second of n x n float32 matmuls
 
-  print(f"\n{'':<36}" + "".join(f"{r.name:>18}" for r in runners))
+  width = max(len(r.name) for r in runners) + 2
+  print(f"\n{'':<36}" + "".join(f"{r.name:>{width}}" for r in runners))
   rows = (("parameters", "parameters", "{:,}"), ("multiply-adds per image", "MACs/image", "{:,}"),
           ("train images/s", "train images/s", "{:.1f}"),
           ("train multiply-adds/s (G)", "GMAC/s", "{:.1f}"),
@@ -321,27 +345,36 @@ def main(argv):
           *((f"steps in {b:g} s", f"steps {b:g}", "{:,}") for b in budgets),
           *((f"held-out bits/dim after {b:g} s", f"bits/dim {b:g}", "{:.3f}") for b in budgets))
   for label, key, fmt in rows:
+    if not any(key in results[r] for r in runners):
+      continue
     print(f"{label:<36}" + "".join(
-        f"{fmt.format(results[r][key]) if key in results[r] else '-':>18}" for r in runners))
-  print(f"\nours: cached vs naive sampling, {f.naive_size}x{f.naive_size}x3, batch "
-        f"{f.num_samples}: {t_cached:.2f} s vs {t_naive:.2f} s")
+        f"{fmt.format(results[r][key]) if key in results[r] else '-':>{width}}" for r in runners))
   b = results[theirs]
+  print(f"\nfloat32 matmul rate here: {matmul_gmacs:.0f} G multiply-adds/s; TFP's training "
+        f"runs at {b['GMAC/s'] / matmul_gmacs:.2f} of it")
   for r in ours:
     a = results[r]
     print(f"\n{r.name} / tfp: parameters {a['parameters'] / b['parameters']:.3f}, "
           f"multiply-adds per image {a['MACs/image'] / b['MACs/image']:.2f}, "
           f"train images/s {a['train images/s'] / b['train images/s']:.2f}x, "
-          f"train multiply-adds/s {a['GMAC/s'] / b['GMAC/s']:.2f}x; held-out bits/dim after "
-          + ", ".join(f"{t:g} s: {a[f'bits/dim {t:g}']:.3f} vs {b[f'bits/dim {t:g}']:.3f}"
-                      for t in budgets))
-  a = results[ours[0]]
-  print(f"sampling speed-up vs tfp: {b['samples s'] / a['samples s']:.1f}x "
-        f"(both with XLA: {b['samples s xla'] / a['samples s xla']:.1f}x)")
-  print(f"cached vs naive: {t_naive / t_cached:.1f}x, identical: {identical}"
-        + ("" if identical else f" ({differing} sub-pixels differ)"))
+          f"train multiply-adds/s {a['GMAC/s'] / b['GMAC/s']:.2f}x "
+          f"({a['GMAC/s'] / matmul_gmacs:.2f} of the matmul rate); held-out bits/dim after "
+          + (", ".join(f"{t:g} s: {a[f'bits/dim {t:g}']:.3f} vs {b[f'bits/dim {t:g}']:.3f}"
+                       + (" (lower)" if a[f'bits/dim {t:g}'] < b[f'bits/dim {t:g}'] else " (not lower)")
+                       for t in budgets) if r in racing else "not raced (--race_dtypes)"))
+    if "samples s" in a:
+      print(f"  sampling speed-up vs tfp: {b['samples s'] / a['samples s']:.1f}x "
+            f"(both with XLA: {b['samples s xla'] / a['samples s xla']:.1f}x)")
+  failed = []
+  for output, (t_cached, t_naive, identical, differing) in naive.items():
+    print(f"{output}: cached vs naive sampling, {f.naive_size}x{f.naive_size}x3, batch "
+          f"{f.num_samples}: {t_cached:.2f} s vs {t_naive:.2f} s ({t_naive / t_cached:.1f}x), "
+          f"identical: {identical}" + ("" if identical else f" ({differing} sub-pixels differ)"))
+    failed += [] if identical else [output]
   print(f"(total {time.perf_counter() - t0:.0f} s)")
-  if not identical:
-    raise SystemExit("cached and naive sampling drew different images from the same seeds")
+  if failed:
+    raise SystemExit(f"cached and naive sampling drew different images from the same seeds: "
+                     f"{', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -152,6 +152,22 @@ class CommandTest(tf.test.TestCase):
       self.assertEqual(f.read(), "keep me")
 
 
+  def test_flag_errors_come_before_tensorflow_is_imported(self):
+    # A wrong model, data set, config key or workdir is refused at once: TensorFlow's
+    # import (seconds) comes after the flags and the workdir are checked.
+    code = ("import runpy, sys\n"
+            "sys.argv = ['training.run'] + sys.argv[1:]\n"
+            "try:\n  runpy.run_module('training.run', run_name='__main__')\n"
+            "except SystemExit as e:\n  print(e.code, 'tensorflow' in sys.modules)\n")
+    for args in (["--model=mcgsm", "--data=nope"], ["--model=ride", "--data=deadleaves",
+                                                    "--config.train.nope=1"],
+                 ["--model=mcgsm", "--data=digits", f"--workdir={os.devnull}/run"]):
+      with self.subTest(" ".join(args)):
+        result = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=user_env(),
+                                capture_output=True, text=True, timeout=120)
+        self.assertEqual(result.stdout.split(), ["2", "False"], result.stderr[-2000:])
+        self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+
   def test_bad_config_values_are_refused_before_anything_is_written(self):
     # What the CLI turns into one line and exit status 2 (its translation is checked above
     # with "configs/ path outside the checkout"): the loop refuses these values with a

@@ -433,6 +433,10 @@ class Model(keras.Model):
         logits, rows(loc, c), tf.maximum(rows(log_scale, c), MIN_LOG_SCALE),
         tf.tanh(rows(coefficients, c * (c - 1) // 2)), self.levels)
 
+  def _mixture_nats(self, outputs, images):
+    """Returns float32 [B]: log p(images) under the mixture head's outputs [B, H, W, P]."""
+    return tf.reduce_sum(self.mixture(outputs).log_prob(images), [1, 2])
+
   def distribution(self, images, label=None, code=None):
     """Returns p(x | h) with event shape [H, W, C]: tfd.Independent of a Categorical per
     sub-pixel (softmax) or of a `DiscretizedLogisticMixture` per pixel."""
@@ -484,7 +488,7 @@ class Model(keras.Model):
     outputs = self.outputs(self.scale(images), *self._conditioning(images, label, code),
                            dtype=self.train_dtype, fused=self.fused)
     if self.output_kind == "logistic_mixture":
-      nats = tf.reduce_sum(self.mixture(outputs).log_prob(images), [1, 2])
+      nats = self._mixture_nats(outputs, images)  # XLA-compiled: no faster (measured)
     else:
       logits = tf.reshape(outputs, tf.concat([tf.shape(images), [self.levels]], 0))
       log_softmax = xla_log_softmax_at if self.fused else log_softmax_at
