@@ -1,11 +1,12 @@
 r"""MCGSM training throughput next to this machine's fp32 matmul rate, in one process.
 
-  python -m benchmarks.mcgsm_throughput [--steps=50] [--jit]
+  python -m benchmarks.mcgsm_throughput [--steps=50] [--nojit]
 
-Prints pixels/s of the training step (forward + backward + Adam, default config,
-batch 32 of 16x16 patches), the achieved GFLOP/s from an analytic FLOP count per pixel,
-the fp32 matmul GFLOP/s measured right before and after, and their ratio: the fraction
-of the machine's dense-matmul peak the MCGSM step reaches. The machine is shared, so
+Prints pixels/s of the training step (forward + backward + Adam, default config:
+batch 64 of 16x16 patches, loss and gradients XLA-compiled; --nojit runs them op by
+op), the achieved GFLOP/s from an analytic FLOP count per pixel, the fp32 matmul
+GFLOP/s measured right before and after, and their ratio: the fraction of the
+machine's dense-matmul peak the MCGSM step reaches. The machine is shared, so
 only ratios measured in the same run are worth comparing.
 
 Then its roofline (issue 18, goal 2): the step's memory traffic per pixel, counted from
@@ -33,7 +34,8 @@ from zoo import layers
 
 flags.DEFINE_integer("steps", 50, "timed training steps")
 flags.DEFINE_integer("repeats", 3, "timing repeats; the best is reported")
-flags.DEFINE_bool("jit", False, "XLA-compile the loss and gradients (config.train.jit)")
+flags.DEFINE_bool("jit", None, "XLA-compile the loss and gradients (config.train.jit; "
+                  "default: the config's, true)")
 
 
 def mcgsm_flops_per_pixel(c):
@@ -55,7 +57,8 @@ def main(argv):
   batch = {"images": tf.constant(rng.integers(0, 256, [b, p, p, 1]), tf.uint8),
            "seeds": tf.constant(rng.integers(0, 2**40, [b, 2]), tf.int64)}
   model.initialize(batch["images"])
-  step = steps_lib.make_train_step(model, optimizers, strategy, b, jit=flags.FLAGS.jit)
+  jit = c.train.jit if flags.FLAGS.jit is None else flags.FLAGS.jit
+  step = steps_lib.make_train_step(model, optimizers, strategy, b, jit=jit)
   step(batch)
   before = matmul_gflops()
   best = float("inf")
@@ -69,7 +72,7 @@ def main(argv):
   pixels_per_s = steps * b * p * p / best
   achieved = pixels_per_s * mcgsm_flops_per_pixel(c) / 1e9
   peak = max(before, after)
-  print(f"mcgsm train step: {pixels_per_s:,.0f} px/s ({best / steps * 1e3:.1f} ms/step, batch {b}x{p}x{p})")
+  print(f"mcgsm train step{' (XLA)' if jit else ''}: {pixels_per_s:,.0f} px/s ({best / steps * 1e3:.1f} ms/step, batch {b}x{p}x{p})")
   print(f"  ~{mcgsm_flops_per_pixel(c):,} FLOP/px -> {achieved:.2f} GFLOP/s")
   print(f"fp32 matmul 1024^2: {before:.1f} GFLOP/s before, {after:.1f} after")
   print(f"ratio mcgsm / matmul peak: {achieved / peak:.3f}")
