@@ -111,7 +111,8 @@ def op_profile(fn, *args, calls=5):
   thread), summed over threads, by op type for TF kernels ("MatMul", "_MklEinsum") and
   by kind for an XLA executable's thunks ("dot", "fusion", "pad"); waits are left out,
   and containers keep only their own time (e.g. "ThunkExecutor::Execute": XLA's thunk
-  scheduling; "ExecutorState::Process": TF's op-by-op executor). `fn` is called once before, so tracing and compiling are not counted.
+  scheduling; "ExecutorState::Process": TF's op-by-op executor). `fn` is called once
+  before, so tracing and compiling are not counted.
   """
   import collections  # pylint: disable=import-outside-toplevel
   import glob  # pylint: disable=import-outside-toplevel

@@ -17,8 +17,8 @@ def get_config(arg="deadleaves"):
   c = ml_collections.ConfigDict()
   c.data = dict(patch_size=16, flips=True)
   c.model = dict(neighbourhood=5, components=32, scales=4, features=32, seed=0)
-  # jit: the loss and gradients XLA-compiled (2.7x the step's speed here; the README's
-  # MCGSM roofline); false runs them op by op.
+  # jit: the loss and gradients XLA-compiled (1.6-2.7x the step's speed on the 2-core dev
+  # machines; the README's MCGSM roofline); false runs them op by op.
   c.train = dict(steps=2000, batch_size=64, learning_rate=1e-2, optimizer="adam", seed=0,
                  checkpoint_every=500, log_every=50, init_batches=4, jit=True)
   c.train.skip_nonfinite = False  # true: a step with a non-finite loss is undone and skipped

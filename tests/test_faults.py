@@ -24,10 +24,12 @@ from zoo import mcgsm
 from tests.conftest import tiny_run_config
 from tests.test_training import ROOT
 from tests.test_training import TINY as TINY_FLAGS
+from tests.test_training import TINY_XLA as TINY_XLA_FLAGS
 from tests.test_training import run_cli as run
 from tests.test_training import user_env as env
 
 TINY = ["--model=mcgsm", "--data=deadleaves", "--strategy=default", "--export=false", *TINY_FLAGS]
+TINY_XLA = [*TINY[:4], *TINY_XLA_FLAGS]  # the MCGSM's default: XLA-compiled
 
 
 def start(args, **kwargs):
@@ -53,7 +55,9 @@ class ResumeTest(tf.test.TestCase):
     # Op determinism and a data order that is a function of (seed, step): a run killed
     # with SIGKILL at two random steps and rerun ends bit for bit where one that was
     # never interrupted ends.
-    args = [*TINY, "--deterministic", "--config.train.steps=30", "--config.train.checkpoint_every=4"]
+    # Under XLA, as the MCGSM trains by default.
+    args = [*TINY_XLA, "--deterministic", "--config.train.steps=30",
+            "--config.train.checkpoint_every=4"]
     straight = os.path.join(self.get_temp_dir(), "straight")
     # The uninterrupted run goes alongside (each process is mostly a start-up on 2 cores).
     done = start([*args, f"--workdir={straight}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

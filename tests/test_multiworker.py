@@ -15,11 +15,12 @@ import sys
 import tensorflow as tf
 
 from tests.test_training import ROOT
-from tests.test_training import TINY
+from tests.test_training import TINY_XLA
 
+# XLA-compiled, as the MCGSM trains by default.
 ARGS = ["--model=mcgsm", "--data=deadleaves", "--export=false", "--config.train.steps=6",
         "--config.train.checkpoint_every=3", "--config.train.optimizer=sgd",
-        "--config.train.learning_rate=0.05", *TINY]
+        "--config.train.learning_rate=0.05", *TINY_XLA]
 
 
 def free_ports(count):

@@ -21,7 +21,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--config.model.components=2", "--config.model.scales=2", "--config.model.features=4",
         "--config.train.batch_size=4", "--config.data.patch_size=8", "--config.eval.max_patches=4",
         "--config.eval.batch_size=4", "--config.sample.size=8", "--config.sample.margin=2",
-        "--config.sample.num=2", "--config.train.init_batches=1", "--config.train.log_every=1"]
+        "--config.sample.num=2", "--config.train.init_batches=1", "--config.train.log_every=1",
+        # Op by op: XLA's compile would add seconds to every process. TINY_XLA keeps the
+        # default (the SIGKILL resume and the two-worker run check training under XLA).
+        "--config.train.jit=false"]
+TINY_XLA = TINY[:-1]
 
 
 def user_env():
