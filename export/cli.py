@@ -73,8 +73,20 @@ def run(main, parser):
   sys.exit(main(argv))
 
 
+def is_url(path):
+  """Returns True for a path on one of TensorFlow's other filesystems (gs://, hdfs://,
+  ram://, ...); export/storage.py reads and writes them, `check_filesystem` checks them."""
+  return "://" in path and not path.startswith("file://")
+
+
 def check_writable_dir(path, flag):
-  """Fails unless `path` is, or can be created as, a writable directory. Creates nothing."""
+  """Fails unless `path` is, or can be created as, a writable directory. Creates nothing.
+
+  A URL (`is_url`) is not checked here: that needs TensorFlow, which the entry points
+  import only after the flags are checked (`check_filesystem` then)."""
+  if is_url(path):
+    return
+  path = path[len("file://"):] if path.startswith("file://") else path
   full = os.path.abspath(path)
   if os.path.exists(full) and not os.path.isdir(full):
     fail(f"--{flag}={path} is a file; give a directory (existing or new)")
@@ -110,3 +122,12 @@ def quiet_stderr(show_on_error=True):
     finally:
       os.dup2(saved, 2)
       os.close(saved)
+
+
+def check_filesystem(path, flag):
+  """Fails unless TensorFlow can reach the filesystem of `path` (a URL: gs://, ram://, ...;
+  a local path passes). Imports TensorFlow: call it after the cheap checks."""
+  from export import storage  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  problem = storage.check_filesystem(path)
+  if problem:
+    fail(f"--{flag}={path}: {problem}")

@@ -6,7 +6,10 @@ The export contract (shared/DESIGN.md, "Export contract"):
 
   * `<export_dir>/<version>/`, version = 1 + the largest integer-named entry (1 if
     none), written to a sibling `.tmp-<version>-<pid>` and `os.rename`d into place, so a
-    polling TF Serving never sees half a model. Published versions are never touched.
+    polling TF Serving never sees half a model (off a local disk: copied with
+    saved_model.pb last; "versioned, atomic publishing" below). Published versions are
+    never touched.
+  * `assets.extra/model_card.json` says what the version is (`model_card`).
   * Tag `serve`, method `tensorflow/serving/predict`, one signature per entry of
     `SIGNATURES` that the model supports (`serving_default` = `sample`).
   * Only standard TF ops: no py_function, no stateful random op, no XLA-must-compile
@@ -34,11 +37,15 @@ RIDE) takes `images`, `mask` (1 = known) and `seed`, with sweeps etc. from
 `config.inpaint` (INPAINT_DEFAULTS otherwise).
 """
 import dataclasses
+import datetime
 import errno
+import importlib.metadata
 import inspect
+import json
 import os
 import re
-import shutil
+import socket
+import subprocess
 from typing import Callable
 
 import numpy as np
@@ -50,11 +57,14 @@ from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from export import storage
 from zoo import contract
 from zoo import inpaint as inpainting
 from zoo import units
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+MODEL_CARD_FILE = os.path.join("assets.extra", "model_card.json")
+MODEL_CARD_FORMAT = "genzoo model card 1"
 WARMUP_SEEDS = np.array([[0, 0], [0, 1]], np.int64)  # [N, 2]: the warmup batch
 DEFAULT_SIGNATURE = "sample"  # also published as serving_default
 
@@ -461,8 +471,7 @@ def build_module(model, config=None):
 def _read_saved_model(export_path):
   """Returns the SavedModel proto of `export_path`."""
   proto = saved_model_pb2.SavedModel()
-  with open(os.path.join(export_path, "saved_model.pb"), "rb") as f:
-    proto.ParseFromString(f.read())
+  proto.ParseFromString(storage.read_bytes(os.path.join(export_path, "saved_model.pb")))
   return proto
 
 
@@ -505,9 +514,70 @@ def declare_input_shapes(export_path, model):
     for signature in meta_graph.signature_def.values():
       for key, info in signature.inputs.items():
         info.tensor_shape.CopyFrom(tf.TensorShape(INPUTS[key].shape(model)).as_proto())
-  with open(os.path.join(export_path, "saved_model.pb"), "wb") as f:
-    f.write(proto.SerializeToString())
+  storage.write_bytes(os.path.join(export_path, "saved_model.pb"), proto.SerializeToString())
   fingerprinting_utils.write_fingerprint(export_path)
+
+
+# -- the model card -----------------------------------------------------------------------
+
+def code_version():
+  """Returns {"genzoo": installed version or None, "git_revision": the checkout's commit
+  or None, "git_dirty": True if tracked files differ from it (None without git)}."""
+  try:
+    version = importlib.metadata.version("genzoo")
+  except importlib.metadata.PackageNotFoundError:
+    version = None
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  revision = dirty = None
+  if os.path.exists(os.path.join(root, ".git")):
+    git = lambda *args: subprocess.run(["git", "-C", root, *args], capture_output=True, text=True,
+                                       timeout=30, check=True).stdout.strip()
+    try:
+      revision = git("rev-parse", "HEAD")
+      dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):  # no git, or not a repository after all
+      revision = dirty = None
+  return {"genzoo": version, "git_revision": revision, "git_dirty": dirty}
+
+
+def _tensor_info(info):
+  shape = tf.TensorShape(info.tensor_shape)
+  return {"dtype": tf.as_dtype(info.dtype).name,  # -1: any size, as saved_model_cli shows it
+          "shape": None if shape.rank is None else [-1 if d is None else d for d in shape.as_list()]}
+
+
+def model_card(export_path, run=None):
+  """Returns the model card of the SavedModel at `export_path` (a JSON-able dict).
+
+  `run` (optional) says what was trained: {"model", "data", "config", "steps", "metric",
+  "metrics"}, the metrics in the run's units (metrics.json); the card adds every
+  signature's inputs and outputs as its SignatureDef declares them, the code's version
+  and the date.
+  """
+  signatures = {}
+  for meta_graph in _read_saved_model(export_path).meta_graphs:
+    for name, signature in sorted(meta_graph.signature_def.items()):
+      if name.startswith("__"):  # __saved_model_init_op: the loader's, not a caller's
+        continue
+      signatures[name] = {
+          "method": signature.method_name,
+          "inputs": {k: _tensor_info(v) for k, v in sorted(signature.inputs.items())},
+          "outputs": {k: _tensor_info(v) for k, v in sorted(signature.outputs.items())}}
+  run = dict(run or {})
+  return {"format": MODEL_CARD_FORMAT,
+          **{key: run.pop(key, None) for key in ("model", "data", "steps", "metric", "metrics",
+                                                 "config")},
+          **run,
+          "signatures": signatures,
+          "default_signature": DEFAULT_SIGNATURE,
+          "code": code_version(),
+          "tensorflow": tf.__version__,
+          "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def read_model_card(version_dir):
+  """Returns the model card of an exported version (`assets.extra/model_card.json`)."""
+  return storage.read_json(os.path.join(version_dir, MODEL_CARD_FILE))
 
 
 # -- warmup -----------------------------------------------------------------------------
@@ -539,7 +609,7 @@ def warmup_requests(model, signatures):
 def write_warmup(export_path, logs):
   """Writes PredictionLog records to `<export_path>/assets.extra/tf_serving_warmup_requests`."""
   path = os.path.join(export_path, WARMUP_FILE)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
+  storage.makedirs(os.path.dirname(path))
   with tf.io.TFRecordWriter(path) as writer:
     for log in logs:
       writer.write(log.SerializeToString())
@@ -594,16 +664,44 @@ def replay_warmup(export_path):
 
 
 # -- versioned, atomic publishing -------------------------------------------------------
+#
+# On a local disk a version is written to `.tmp-<version>-<pid>` and renamed into place:
+# one atomic step, so a polling TF Serving sees no version or a whole one. Elsewhere (an
+# object store, HDFS, ram://) directory renames are neither atomic nor, on some
+# filesystems, reliable, so the verified temporary dir `.tmp-<version>-<host>-<pid>` is
+# copied file by file into `<version>/` with saved_model.pb last: until that one object
+# lands, the version holds no SavedModel, and a TF Serving that polls meanwhile fails
+# to load it (and retries) rather than loading half of it. A marker file
+# `.publishing-<version>-<host>-<pid>` lives for the copy, so that the next export on
+# this host can tell a copy cut short by a crash from a finished version.
+
+_SAVED_MODEL = "saved_model.pb"
+_LOCAL_TMP = r"\.tmp-(\d+)-(\d+)"
+_REMOTE_TMP = r"\.(tmp|publishing)-(\d+)-(.+)-(\d+)"
+
+
+def _tmp_name(export_dir, version, pid=None):
+  """Returns the name of the temporary dir of `version` written by process `pid` (default: this one)."""
+  pid = os.getpid() if pid is None else pid
+  if storage.is_local(export_dir):
+    return f".tmp-{version}-{pid}"
+  return f".tmp-{version}-{socket.gethostname()}-{pid}"
+
+
+def _marker_name(version, pid=None):
+  """Returns the name of the marker of a copy into `<version>/` (not on a local disk)."""
+  return f".publishing-{version}-{socket.gethostname()}-{os.getpid() if pid is None else pid}"
+
 
 def versions(export_dir):
   """Returns the sorted integer versions published in `export_dir` ([] if none)."""
-  if not os.path.isdir(export_dir):
+  if not storage.isdir(export_dir):
     return []
-  return sorted(int(n) for n in os.listdir(export_dir) if re.fullmatch(r"\d+", n))
+  return sorted(int(n) for n in storage.listdir(export_dir) if re.fullmatch(r"\d+", n))
 
 
 def _fsync_tree(path):
-  """Flushes every file under `path`, then `path` itself, to disk."""
+  """Flushes every file under `path`, then `path` itself, to disk (a local path)."""
   for root, _, files in os.walk(path):
     for name in files:
       fd = os.open(os.path.join(root, name), os.O_RDONLY)
@@ -623,7 +721,9 @@ def _fsync_dir(path):
 
 
 def _publish(tmp, export_dir):
-  """Returns `<export_dir>/<version>` after renaming `tmp` there; retries if another exporter won."""
+  """Returns `<export_dir>/<version>` after moving `tmp` there; retries if another exporter won."""
+  if not storage.is_local(export_dir):
+    return _publish_by_copy(tmp, export_dir)
   for _ in range(100):
     target = os.path.join(export_dir, str(max(versions(export_dir), default=0) + 1))
     try:
@@ -637,22 +737,71 @@ def _publish(tmp, export_dir):
   raise RuntimeError(f"could not claim a new version in {export_dir}")
 
 
+def _publish_by_copy(tmp, export_dir):
+  """Returns `<export_dir>/<version>` after copying `tmp` there, saved_model.pb last and
+  only once every other file is there (see above); the temporary dir is removed after.
+  A failure removes the partial version."""
+  version = max(versions(export_dir), default=0) + 1
+  while storage.exists(storage.join(export_dir, str(version))):  # another exporter's, mid-copy
+    version += 1
+  target = storage.join(export_dir, str(version))
+  marker = storage.join(export_dir, _marker_name(version))
+  storage.write_bytes(marker, f"{tmp}\n".encode())
+  try:
+    written = storage.walk_files(tmp)
+    storage.copy_tree(tmp, target, skip=(_SAVED_MODEL,))
+    copied = storage.walk_files(target)
+    if copied != [p for p in written if p != _SAVED_MODEL]:
+      raise RuntimeError(f"the copy of {tmp} to {target} holds {len(copied)} files, not "
+                         f"{len(written) - 1}")
+    storage.copy_file(storage.join(tmp, _SAVED_MODEL), storage.join(target, _SAVED_MODEL))
+  except BaseException:
+    storage.rmtree(target)
+    storage.remove(marker)
+    raise
+  storage.remove(marker)
+  storage.rmtree(tmp)
+  return target
+
+
+def _dead(pid):
+  """Returns True if no process `pid` runs on this host."""
+  try:
+    os.kill(pid, 0)  # raises if no such process
+  except ProcessLookupError:
+    return True
+  except PermissionError:  # alive, another user's
+    return False
+  return False
+
+
 def _remove_abandoned(export_dir):
-  """Removes temporary export dirs `.tmp-<version>-<pid>` whose exporting process is gone
-  (killed mid-export: its temporary dir never became a version)."""
-  for name in os.listdir(export_dir):
-    match = re.fullmatch(r"\.tmp-\d+-(\d+)", name)
-    if not match or int(match.group(1)) == os.getpid():
+  """Removes what an export killed on this host left: its temporary dir (it never became
+  a version) and, off a local disk, a version whose copy it did not finish (its marker
+  is still there and the version has no saved_model.pb). What another host left is kept:
+  its process cannot be checked from here."""
+  host = socket.gethostname()
+  for name in storage.listdir(export_dir):
+    local = re.fullmatch(_LOCAL_TMP, name)
+    remote = re.fullmatch(_REMOTE_TMP, name)
+    if local:
+      pid = int(local.group(2))
+    elif remote and remote.group(3) == host:
+      pid = int(remote.group(4))
+    else:
       continue
-    try:
-      os.kill(int(match.group(1)), 0)  # raises if no such process
-    except ProcessLookupError:
-      shutil.rmtree(os.path.join(export_dir, name), ignore_errors=True)
-    except PermissionError:  # alive, another user's
-      pass
+    if pid == os.getpid() or not _dead(pid):
+      continue
+    if remote and remote.group(1) == "publishing":
+      version = storage.join(export_dir, remote.group(2))
+      if not storage.exists(storage.join(version, _SAVED_MODEL)):
+        storage.rmtree(version)  # a copy cut short: never a SavedModel
+      storage.remove(storage.join(export_dir, name))
+    else:
+      storage.rmtree(storage.join(export_dir, name))
 
 
-def export(model, config, export_dir, tflite=False):
+def export(model, config, export_dir, tflite=False, run=None):
   """Returns the published version dir `<export_dir>/<version>` holding `model` as a SavedModel.
 
   `model` has `sample(seeds)`, `log_prob(images)`, `channels`, `levels` and
@@ -662,12 +811,20 @@ def export(model, config, export_dir, tflite=False):
   temporary dir is removed and the error re-raised, and one left by a killed export is
   removed by the next. Versions already published are never touched. `tflite`: the
   version also holds TFLite files of the signatures that run on a device (export/tflite.py).
+  `run` (optional): what was trained, for the version's model card (`model_card`:
+  `assets.extra/model_card.json`); the config defaults to `config`.
+
+  `export_dir` may be any TensorFlow filesystem's URL (gs://, hdfs://, ram://); see
+  "versioned, atomic publishing" below for what differs off a local disk.
   """
+  run = dict(run or {})
+  if config is not None and run.get("config") is None:
+    run["config"] = json.loads(config.to_json_best_effort())
   module, signatures = build_module(model, config)
-  os.makedirs(export_dir, exist_ok=True)
+  storage.makedirs(export_dir)
   _remove_abandoned(export_dir)
   version = max(versions(export_dir), default=0) + 1
-  tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
+  tmp = storage.join(export_dir, _tmp_name(export_dir, version))
   try:
     tf.saved_model.save(module, tmp, signatures=signatures)
     declare_input_shapes(tmp, model)
@@ -679,8 +836,10 @@ def export(model, config, export_dir, tflite=False):
     if tflite:
       from export import tflite as tflite_lib  # pylint: disable=g-import-not-at-top
       tflite_lib.convert(model, config, tmp, signatures, replayed)
-    _fsync_tree(tmp)
+    storage.write_json(os.path.join(tmp, MODEL_CARD_FILE), model_card(tmp, run))
+    if storage.is_local(tmp):
+      _fsync_tree(tmp)
     return _publish(tmp, export_dir)
   except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
+    storage.rmtree(tmp)
     raise

@@ -22,7 +22,6 @@ Every file is run in tf.lite.Interpreter on the export's warmup requests and com
 with the SavedModel's replies before it is kept: float outputs within `RTOL` relative,
 and the share of image values that differ (float rounding at a level's edge) recorded.
 """
-import json
 import os
 import re
 import tempfile
@@ -33,6 +32,7 @@ import tensorflow as tf
 
 from export import cli
 from export import saved_model
+from export import storage
 from zoo import portable
 
 # Outputs a TFLite file leaves out (no TFLite op makes them).
@@ -132,7 +132,7 @@ def _convert(model, config, version_dir, signatures, replayed):
   SavedModel's replies to its warmup requests (saved_model.replay_warmup)."""
   feeds = saved_model.warmup_inputs(version_dir)
   directory = os.path.join(version_dir, "tflite")
-  os.makedirs(directory, exist_ok=True)
+  storage.makedirs(directory)
   size = _image_size(model, signatures)
   manifest, functions = {}, {}
   for name, signature in saved_model.SIGNATURES.items():
@@ -170,10 +170,8 @@ def _convert(model, config, version_dir, signatures, replayed):
       if not agrees:
         manifest[name] = {"reason": f"disagrees with the SavedModel: {compared}"}
         continue
-      with open(os.path.join(directory, f"{name}.tflite"), "wb") as f:
-        f.write(flatbuffer)
+      storage.write_bytes(os.path.join(directory, f"{name}.tflite"), flatbuffer)
       manifest[name] = {"file": f"{name}.tflite", "compared": compared}
   manifest = {name: manifest[name] for name in saved_model.SIGNATURES if name in manifest}
-  with open(os.path.join(directory, MANIFEST), "w") as f:
-    json.dump(manifest, f, indent=2)
+  storage.write_json(os.path.join(directory, MANIFEST), manifest)
   return manifest

@@ -628,6 +628,14 @@ class ExportTest(ExportContract, tf.test.TestCase):
     self.assertEqual(set(manifest), {"sample", "log_prob", "inpaint"})
     for name, entry in manifest.items():
       self.assertIn(f"  {name}: {entry.get('file') or entry['reason']}", proc.stdout)
+    # The model card: what the workdir says, and no metrics (the run was never evaluated).
+    card = saved_model.read_model_card(os.path.join(workdir, "export", "1"))
+    # steps: the latest checkpoint's number (training saves ckpt-<step>; this one is ckpt-1).
+    self.assertEqual((card["model"], card["data"], card["steps"]), ("mcgsm", "deadleaves", 1))
+    self.assertIsNone(card["metrics"])
+    self.assertIn("metrics.json is absent", card["metrics_note"])
+    self.assertEqual(card["config"]["model"], json.loads(self.config.to_json_best_effort())["model"])
+    self.assertEqual(set(card["signatures"]), {"serving_default", "sample", "log_prob", "inpaint"})
 
 
 class TFLiteTest(tf.test.TestCase):

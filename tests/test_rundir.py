@@ -13,6 +13,7 @@ import time
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from export import saved_model
 from tests.test_training import ROOT
 from tests.test_training import TINY
 from tests.test_training import run_cli
@@ -110,6 +111,12 @@ class RerunTest(tf.test.TestCase):
                                f"--export_dir={os.path.join(self.get_temp_dir(), 'serving')}"],
                               cwd=ROOT, env=user_env(), capture_output=True, text=True, timeout=300)
     self.assertEqual(exported.returncode, 0, exported.stderr[-2000:])
+    # Its model card carries the finished run's metrics (measured at the exported step).
+    card = saved_model.read_model_card(exported.stdout.strip().splitlines()[-1])
+    with open(os.path.join(self.workdir, "metrics.json")) as f:
+      metrics = json.load(f)
+    self.assertEqual(card["steps"], metrics["steps"])
+    self.assertEqual(card["metrics"]["bit_per_px_rate"], metrics["bit_per_px_rate"])
 
   def test_z_more_steps_and_other_evaluation_are_recorded(self):
     result = run_cli(self.args + ["--config.train.steps=6", "--config.eval.max_patches=2",

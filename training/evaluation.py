@@ -5,12 +5,12 @@ by the model module's METRIC, converted by `zoo.units.METRICS`), adds the model'
 EXTRAS, the quality of its samples (config.eval.sample_quality) and its ENSEMBLE
 (config.eval.ensemble > 1). `EarlyStopping` scores the validation split after each stage.
 """
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from export import storage
 from training import batches as batches_lib
 from training import rundir
 from zoo import contract
@@ -101,9 +101,8 @@ class EarlyStopping:
     self.weights = contract.checkpoint(model)
     self.prefix = os.path.join(write_dir, "checkpoints", "best", "weights")
     self.state = None
-    if os.path.exists(self.path):
-      with open(self.path) as f:
-        self.state = json.load(f)
+    if storage.exists(self.path):
+      self.state = storage.read_json(self.path)
 
   def start(self):
     """Scores the untrained model (a new run); a DataError here if there is no validation split."""

@@ -62,3 +62,15 @@ class SampleGrid:
     """Draws the grid and writes it to TensorBoard as `samples` at `step`."""
     with writer.as_default():
       tf.summary.image("samples", self.draw()[None], step=step)
+
+
+def run_samples(workdir, num, seed):
+  """Returns uint8 [H', W', C]: a grid of `num` samples (seeds (seed, k)) of the trained
+  run in `workdir` (a local path or a URL of TensorFlow's filesystems)."""
+  from export import trained  # pylint: disable=g-import-not-at-top  (the zoo's models)
+  _, config, model = trained.restore(workdir)
+  _, data_name, _ = trained.read_run(workdir)
+  config.sample.update(num=num, seed=seed)
+  # Labels or codes, if the model is conditional (an auto-encoder encodes test images).
+  cond = sample_conditioning(model, config, batches_lib.Source(data_name))
+  return SampleGrid(model, config, cond).draw()

@@ -21,7 +21,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 import keras
@@ -30,6 +29,7 @@ import tensorflow as tf
 import tqdm
 
 import zoo
+from export import storage
 from training import batches as batches_lib
 from training import data as data_lib
 from training import evaluation
@@ -103,8 +103,7 @@ def train(model_name, data_name, config, workdir, strategy, *, data_dir=None, ex
     if finished is not None:
       if chief and export_finished:
         rundir.restore_latest_readable(checkpoint, _manager(checkpoint, workdir))
-        from export import saved_model  # pylint: disable=g-import-not-at-top
-        finished["export"] = saved_model.export(model, config, os.path.join(workdir, "export"))
+        finished["export"] = _export(model, config, workdir, run_info, config_json, finished)
       return dict(finished, finished=True)
     return _train_run(run_info, config, config_json, changed, source, strategy, chief,
                       model, optimizers, checkpoint, workdir, export)
@@ -161,8 +160,8 @@ def _train_run(run_info, config, config_json, changed, source, strategy, chief, 
                optimizers, checkpoint, workdir, export):
   """Resumes, trains, evaluates; the chief writes samples.png, metrics.json and the export."""
   # Only the chief writes into the workdir; other workers write to a scratch dir.
-  write_dir = workdir if chief else tempfile.mkdtemp(prefix="genzoo-worker-")
-  os.makedirs(write_dir, exist_ok=True)
+  write_dir = workdir if chief else storage.local_scratch("genzoo-worker-")
+  storage.makedirs(write_dir)
   run = Run(config, source, strategy, model, optimizers, zoo.get(run_info["model"]).METRIC,
             write_dir, chief)
   manager = _manager(checkpoint, write_dir)
@@ -182,10 +181,36 @@ def _train_run(run_info, config, config_json, changed, source, strategy, chief, 
   images_lib.write_png(os.path.join(workdir, "samples.png"),
                        images_lib.SampleGrid(model, config, cond).draw())
   rundir.write_json(os.path.join(workdir, "metrics.json"), metrics)
+  _summarize_metrics(workdir, metrics, run.step)
   if export and config.export.enabled:
-    from export import saved_model  # pylint: disable=g-import-not-at-top
-    metrics["export"] = saved_model.export(model, config, os.path.join(workdir, "export"))
+    metrics["export"] = _export(model, config, workdir, run_info, config_json, metrics)
   return metrics
+
+
+def _export(model, config, workdir, run_info, config_json, metrics):
+  """Exports the model to <workdir>/export with the run's model card; returns the version dir."""
+  from export import saved_model  # pylint: disable=g-import-not-at-top
+  card = dict(run_info, config=config_json, steps=metrics.get("steps"),
+              metric=zoo.get(run_info["model"]).METRIC,
+              metrics={k: v for k, v in metrics.items() if k not in ("export", "finished")})
+  return saved_model.export(model, config, os.path.join(workdir, "export"), run=card)
+
+
+def _summarize_metrics(write_dir, metrics, step):
+  """Writes the final evaluation's numbers to TensorBoard as `eval/<name>` at `step`
+  (nested groups as `eval/<group>/<name>`), beside the training scalars."""
+  def numbers(tree, prefix):
+    for key, value in tree.items():
+      if isinstance(value, dict):
+        yield from numbers(value, f"{prefix}{key}/")
+      elif isinstance(value, (int, float)) and not isinstance(value, bool) and key != "steps":
+        yield f"{prefix}{key}", float(value)
+
+  writer = tf.summary.create_file_writer(os.path.join(write_dir, "tensorboard"))
+  with writer.as_default():
+    for name, value in numbers(metrics, "eval/"):
+      tf.summary.scalar(name, value, step=step)
+  writer.flush()
 
 
 def _check_and_build(model_name, config, source, strategy):

@@ -231,6 +231,7 @@ def main(argv):
   with cli.quiet_stderr():
     strategy = loop.make_strategy(f.strategy)
     tf.config.list_logical_devices()
+  cli.check_filesystem(workdir, "workdir")
   try:
     metrics = loop.train(f.model, f.data, f.config, workdir, strategy, data_dir=f.data_dir,
                          export=f.export, export_finished=f["export"].present and f.export)

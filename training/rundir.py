@@ -4,7 +4,8 @@ Layout (`export.workdir` reads it back): run.json (model, data, and the config c
 resumed runs), config.json, lock, checkpoints/ (the latest three; checkpoints/best/ with
 early stopping), tensorboard/, samples.png, metrics.json, export/<version>/. JSON files
 are written whole or not at all (a temporary file and a rename); a failed write becomes
-one line and loses nothing already written.
+one line and loses nothing already written. The workdir may be a URL of any TensorFlow
+filesystem (gs://, hdfs://, ram://: export/storage.py); there the lock is only a note.
 
 One run per workdir (`Lock`), and a rerun must be the same run (`check_resume`): a
 workdir is never trained by two processes at once nor by two different configs.
@@ -12,7 +13,6 @@ workdir is never trained by two processes at once nor by two different configs.
 import datetime
 import fcntl
 import hashlib
-import json
 import os
 import signal
 import socket
@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from export import cli
+from export import storage
 
 
 class TrainingStopped(RuntimeError):
@@ -76,9 +77,8 @@ def _mutable(key):
 
 def _read_json(path):
   try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError) as e:
+    return storage.read_json(path)
+  except (*storage.ERRORS, ValueError) as e:
     raise Refused(f"cannot read {path} ({e}); move the workdir away or give another --workdir") from e
 
 
@@ -90,9 +90,9 @@ def check_resume(workdir, run, config):
   when the workdir holds something other than a run, another model's or dataset's run,
   or a config that differs in a key outside MUTABLE_KEYS.
   """
-  if not os.path.isdir(workdir) or not set(os.listdir(workdir)) - {_LOCK}:
+  if not storage.isdir(workdir) or not set(storage.listdir(workdir)) - {_LOCK}:
     return {}
-  if not os.path.isfile(os.path.join(workdir, "run.json")):
+  if not storage.isfile(os.path.join(workdir, "run.json")):
     raise Refused(f"--workdir={workdir} is not empty and holds no run (no run.json); give a new "
                   "or empty directory")
   stored_run = _read_json(os.path.join(workdir, "run.json"))
@@ -124,7 +124,7 @@ def check_resume(workdir, run, config):
 def finished_metrics(workdir, steps):
   """Returns metrics.json of the run in `workdir` if it finished after `steps` steps, else None."""
   path = os.path.join(workdir, "metrics.json")
-  if not os.path.isfile(path):
+  if not storage.isfile(path):
     return None
   metrics = _read_json(path)
   return metrics if metrics.get("steps") == steps else None
@@ -134,7 +134,7 @@ def record_run(workdir, run, config, changed, step):
   """Writes run.json and config.json; a rerun's config changes go into run.json's "reruns"
   (at which step, when, from what to what), so the workdir tells its own history."""
   path = os.path.join(workdir, "run.json")
-  previous = _read_json(path) if os.path.isfile(path) else {}
+  previous = _read_json(path) if storage.isfile(path) else {}
   reruns = previous.get("reruns", [])
   if changed:
     reruns.append({"step": step, "time": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -150,13 +150,21 @@ class Lock:
   The OS releases it when the process ends however it ends, so a SIGKILLed run never
   blocks its rerun. The file holds the holder's PID and host, for the message a second
   run gets (Refused, before it writes anything else).
+
+  Off a local disk (a workdir URL: gs://, hdfs://, ram://) there are no file locks, so
+  the lock degrades to a note: the file still names the holder, and a run that finds
+  another holder's note says so in one line and goes on (the note of a crashed run
+  looks the same as a live one's; keeping two runs apart is then the user's job).
   """
 
   def __init__(self, workdir):
     self.path = os.path.join(workdir, _LOCK)
     self.fd = None
+    self.holder = f"{os.getpid()} {socket.gethostname()}"
 
   def __enter__(self):
+    if not storage.is_local(self.path):
+      return self._note()
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
     self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -164,30 +172,48 @@ class Lock:
     except OSError:
       holder = os.read(self.fd, 200).decode(errors="replace").split()
       os.close(self.fd)
-      who = f"PID {holder[0]} on {holder[1]}" if len(holder) == 2 else "its PID not yet written"
-      raise Refused(f"--workdir={os.path.dirname(self.path)} is in use by another run ({who}); "
-                    "wait for it to end, or give another --workdir") from None
+      raise Refused(f"--workdir={os.path.dirname(self.path)} is in use by another run "
+                    f"({_who(holder)}); wait for it to end, or give another --workdir") from None
     os.ftruncate(self.fd, 0)
-    os.write(self.fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+    os.write(self.fd, f"{self.holder}\n".encode())
+    return self
+
+  def _note(self):
+    """The lock off a local disk: reads and reports another holder's note, writes ours."""
+    if storage.isfile(self.path):
+      try:
+        holder = storage.read_bytes(self.path).decode(errors="replace").split()
+      except storage.ERRORS:
+        holder = []
+      if holder:
+        print(f"note: {self.path} names {_who(holder)}, which did not release it: a crashed run, "
+              "or one still running (this filesystem has no file locks, so genzoo cannot tell); "
+              "going on", flush=True)
+    storage.makedirs(os.path.dirname(self.path))
+    storage.write_bytes(self.path, f"{self.holder}\n".encode())
     return self
 
   def __exit__(self, *exc):
+    if self.fd is None:  # the note: removed, so the next run finds the workdir free
+      storage.remove(self.path)
+      return
     fcntl.flock(self.fd, fcntl.LOCK_UN)
     os.close(self.fd)
 
 
+def _who(holder):
+  return f"PID {holder[0]} on {holder[1]}" if len(holder) == 2 else "its PID not yet written"
+
+
 def write_json(path, payload):
-  """Writes `payload` to `path` through a temporary file and a rename, so a failed write
-  (disk full) leaves the previous file whole; the failure becomes one line."""
-  tmp = f"{path}.tmp-{os.getpid()}"
+  """Writes `payload` to `path` whole or not at all (export/storage.py: a temporary file
+  and a rename), so a failed write (disk full) leaves the previous file whole; the
+  failure becomes one line."""
   try:
-    with open(tmp, "w") as f:
-      json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
-  except OSError as e:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise TrainingStopped(f"could not write {path}: {e.strerror or e}; free space or give "
+    storage.write_json(path, payload)
+  except storage.ERRORS as e:
+    reason = getattr(e, "strerror", None) or getattr(e, "message", None) or e
+    raise TrainingStopped(f"could not write {path}: {cli.first_line(reason)}; free space or give "
                           "another --workdir") from e
 
 

@@ -20,27 +20,27 @@ flags.DEFINE_string("out", "grid.png", "PNG file to write")
 def main(argv):
   del argv
   f = flags.FLAGS
-  if not os.path.isfile(os.path.join(f.workdir, "run.json")):
+  if not cli.is_url(f.workdir) and not os.path.isfile(os.path.join(f.workdir, "run.json")):
     fail(f"--workdir={f.workdir} holds no run (no run.json); give a directory written by training.run")
-  out_dir = os.path.dirname(os.path.abspath(f.out))
-  if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-    fail(f"cannot write --out={f.out}: {out_dir} is not a writable directory")
+  if not cli.is_url(f.out):
+    out_dir = os.path.dirname(os.path.abspath(f.out))
+    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
+      fail(f"cannot write --out={f.out}: {out_dir} is not a writable directory")
   with cli.quiet_stderr():
-    from export import trained  # pylint: disable=g-import-not-at-top
-    from training import batches, images  # pylint: disable=g-import-not-at-top
+    from export import storage  # pylint: disable=g-import-not-at-top
+    from training import images  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.list_logical_devices()  # the runtime's start-up notices (cuInit), hidden too
+  cli.check_filesystem(f.workdir, "workdir")
+  cli.check_filesystem(f.out, "out")
+  if not storage.isfile(os.path.join(f.workdir, "run.json")):
+    fail(f"--workdir={f.workdir} holds no run (no run.json); give a directory written by training.run")
   try:
-    _, config, model = trained.restore(f.workdir)
-    _, data_name, _ = trained.read_run(f.workdir)
+    images.write_png(f.out, images.run_samples(f.workdir, f.num, f.seed))
   except FileNotFoundError as e:
     fail(str(e))
   except (ValueError, KeyError) as e:  # e.g. an unknown model name in run.json
     fail(f"cannot restore the run in --workdir={f.workdir}: {cli.first_line(e)}")
-  config.sample.update(num=f.num, seed=f.seed)
-  # Labels or codes, if the model is conditional (an auto-encoder encodes test images).
-  cond = images.sample_conditioning(model, config, batches.Source(data_name))
-  images.write_png(f.out, images.SampleGrid(model, config, cond).draw())
   print(f"wrote {f.num} samples to {f.out}")
 
 
