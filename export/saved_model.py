@@ -817,6 +817,7 @@ def export(model, config, export_dir, tflite=False, run=None):
   `export_dir` may be any TensorFlow filesystem's URL (gs://, hdfs://, ram://); see
   "versioned, atomic publishing" below for what differs off a local disk.
   """
+  export_dir = storage.normalize(export_dir)  # file://x is x; other URLs stay URLs
   run = dict(run or {})
   if config is not None and run.get("config") is None:
     run["config"] = json.loads(config.to_json_best_effort())

@@ -43,6 +43,11 @@ def _local(path):
   return path[len("file://"):] if path.startswith("file://") else path
 
 
+def normalize(path):
+  """Returns `path` with a file:// prefix removed (a plain local path), else as it is."""
+  return _local(path)
+
+
 def join(path, *parts):
   """Returns `path` joined with `parts` by "/" (URLs included)."""
   return os.path.join(path, *parts)

@@ -92,6 +92,7 @@ def train(model_name, data_name, config, workdir, strategy, *, data_dir=None, ex
   or (unless `export_finished`) exported. rundir.Refused when the workdir is busy or
   holds another run.
   """
+  workdir = storage.normalize(workdir)  # file://x is x; other URLs stay URLs
   source = batches_lib.Source(data_lib.resolve(data_name, config.data), data_dir)  # textures/brick
   model, optimizers, checkpoint = _check_and_build(model_name, config, source, strategy)
   chief = is_chief(strategy)
