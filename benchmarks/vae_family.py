@@ -12,9 +12,10 @@ error (sqrt MSE on 0..255 at the posterior mean, mean and std over the test imag
 LapCVAE Table 1) and sharpness (high-frequency energy of the reconstructions relative
 to the originals, 1 = as much detail). Then the papers' orderings: LapCVAE below the
 VAE in reconstruction error, LapCVAE below LapCVAE without M, and the multi-stage VAE
-sharper than the VAE. `--out_dir` receives each model's sample grid and, for LapCVAE, a
-Figure-7-style grid: per test image the original, then images whose coarse levels are
-the original's and whose finer levels are drawn anew (one row per coarse level kept).
+sharper than the VAE. `--out_dir` receives each model's sample grid and its figure (as a
+run's figure.png: the VAE's reconstructions, the multi-stage VAE's stages, LapCVAE's
+Figure 7: per test image the original, then images whose coarse levels are the
+original's and whose finer levels are drawn anew, one row per coarse level kept).
 
 About 7 minutes on the 2-core dev machine with the defaults.
 """
@@ -29,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from export import trained
-from training import data as data_lib
+from training import batches as batches_lib
 from training import images as images_lib
 from training import loop
 
@@ -63,21 +64,6 @@ def train(name, steps, data, workdir, likelihood, sigma):
   return model, config, metrics, seconds
 
 
-def figure7(model, data, rows=4, samples=5):
-  """Returns uint8 [H', W', C]: per test image and coarse level j, the original then
-  `samples` images sharing its levels >= j."""
-  images = next(iter(data_lib.eval_patches(data, patch_size=0).batch(rows)))
-  tiles = []
-  for image in images:
-    for j, (h, w) in sorted(model.coarse_sizes().items(), reverse=True):
-      coarse = tf.image.resize(tf.cast(image[None], tf.float32), (h, w), "area")
-      coarse = tf.cast(tf.round(coarse), tf.uint8)
-      seeds = tf.constant([[j, k] for k in range(samples)], tf.int64)
-      drawn, _ = model.sample_from_coarse(tf.repeat(coarse, samples, 0), seeds)
-      tiles.append(np.concatenate([image[None].numpy(), drawn.numpy()], 0))
-  return images_lib.grid(np.concatenate(tiles, 0), columns=samples + 1)
-
-
 def main(argv):
   del argv
   f = flags.FLAGS
@@ -91,8 +77,9 @@ def main(argv):
     results[name] = dict(metrics, params=params, seconds=seconds)
     slug = name.lower().replace(" ", "_")
     images_lib.write_png(os.path.join(out_dir, f"{slug}_samples.png"), images_lib.SampleGrid(model, config).draw())
-    if hasattr(model, "coarse_sizes") and model.learned_prior:
-      images_lib.write_png(os.path.join(out_dir, f"{slug}_figure7.png"), figure7(model, f.data))
+    figure = images_lib.draw_figure(model, config, batches_lib.Source(f.data))
+    if figure is not None:  # each model's own: reconstructions, LapCVAE's Figure 7, stages
+      images_lib.write_png(os.path.join(out_dir, f"{slug}_{model.figure}.png"), figure)
     print(f"{name}: done in {seconds:.0f} s", flush=True)
 
   print(f"\n{f.data}, {f.steps} steps each, batch 32, Adam 1e-3, {f.likelihood} likelihood "

@@ -69,7 +69,8 @@ def get_config(arg="digits"):
   c.train.stage_learning_rates = ""  # "r": a constant rate r instead of the cosine decay
   c.eval = dict(patch_size=0, batch_size=100, max_patches=10000, seed=1, iw_samples=16,
                 sample_quality=300)
-  c.sample = dict(num=16, seed=0)
+  # figure: also draw the model's figure (figure.png, TensorBoard) at the end.
+  c.sample = dict(num=16, seed=0, figure=True)
   c.export = dict(enabled=True)
   if arg in ("mnist5k", "mnist", "fashion_mnist"):  # 28x28: the paper's data
     c.model.update(latent_size=100, hidden=32, critic_hidden=32)

@@ -63,7 +63,8 @@ def get_config(arg="digits"):
   c.train.compute_dtype = "float32"
   c.train.skip_nonfinite = False  # true: a step with a non-finite loss is undone and skipped
   c.eval = dict(patch_size=0, batch_size=100, max_patches=10000, seed=1)
-  c.sample = dict(num=16, seed=0)
+  # figure: also draw the model's figure (figure.png, TensorBoard) at the end.
+  c.sample = dict(num=16, seed=0, figure=True)
   c.export = dict(enabled=True)
   if arg == "digits":  # 8x8: six blocks already see the whole causal past
     c.model.update(layers=6, hidden=48, output_hidden=96)

@@ -101,7 +101,8 @@ def get_config(arg="deadleaves"):
   c.train.early_stopping = False  # validation after every stage; stop when it gets worse
   c.train.skip_nonfinite = False  # true: a step with a non-finite loss is undone and skipped
   c.eval = dict(patch_size=64, batch_size=25, max_patches=1600, seed=1, ensemble=1)
-  c.sample = dict(size=64, margin=8, num=16, seed=0)
+  # figure: also draw the model's figure (figure.png, TensorBoard) at the end.
+  c.sample = dict(size=64, margin=8, num=16, seed=0, figure=True)
   c.export = dict(enabled=True)
   if "textures" in args:  # RIDE section 3.4: texture synthesis, 15 regions train, 1 held out
     c.data.texture = "brick"  # --config.data.texture=grass|gravel picks another

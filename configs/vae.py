@@ -25,7 +25,8 @@ def get_config(arg="lfw_faces"):
   c.train.skip_nonfinite = False  # true: a step with a non-finite loss is undone and skipped
   c.train.stage_learning_rates = ""  # "r": a constant rate r instead of the cosine decay
   c.eval = dict(patch_size=0, batch_size=100, max_patches=10000, seed=1)
-  c.sample = dict(num=16, seed=0)
+  # figure: also draw the model's figure (figure.png, TensorBoard) at the end.
+  c.sample = dict(num=16, seed=0, figure=True)
   c.export = dict(enabled=True)
   if arg in ("digits",):  # 8x8
     c.model.update(downsamples=2, latent_size=16)

@@ -334,7 +334,7 @@ def _sample_from_coarse(model, coarse, seed):
 INPAINT_DEFAULTS = dict(sweeps=10, block=5, window=19, candidates=5)  # config.inpaint overrides
 
 
-def _inpaint_options(config):
+def inpaint_options(config):
   """Returns inpaint's keyword options: INPAINT_DEFAULTS updated by `config.inpaint` (if any)."""
   section = (config.get("inpaint") if config is not None else None) or {}
   return {k: int(section.get(k, v)) for k, v in INPAINT_DEFAULTS.items()}
@@ -405,7 +405,7 @@ SIGNATURES = {
     # 12 x 12 warmup images keep the warmup replay at about a second.
     "inpaint": Signature(("images", "mask", "seed"), _inpaint,
                          applies=_has(contract.INPAINT),
-                         options=_inpaint_options, warmup_size=12),
+                         options=inpaint_options, warmup_size=12),
 }
 
 

@@ -74,5 +74,5 @@ def tiny_run_config(**train):
   config.train.update(batch_size=4, init_batches=1, log_every=1, **train)
   config.data.update(patch_size=8)
   config.eval.update(max_patches=4, batch_size=4)
-  config.sample.update(size=8, margin=2, num=2)
+  config.sample.update(size=8, margin=2, num=2, figure=False)  # figure: tests/test_images.py
   return config

@@ -77,6 +77,7 @@ class ContractTest(tf.test.TestCase, parameterized.TestCase):
       channels, levels, continuous, fixed_size = 1, 256, True, None
       conditional_inputs, capabilities = ("label",), model.capabilities | {"teleport"}
       log_prob = eval_terms = train_loss = model.log_prob
+      figure = "stages"  # a figure whose methods it lacks
 
     self.assertEqual(contract.problems(Broken()), [
         "missing `sample`",
@@ -87,6 +88,8 @@ class ContractTest(tf.test.TestCase, parameterized.TestCase):
         "capability 'inpaint' promises `width`, which is missing",
         "capability 'pixel_log_prob' promises `pixel_log_prob`, which is missing",
         "unknown capability 'teleport'",
+        "figure 'stages' needs `stage_images`, which is missing",
+        "figure 'stages' needs `latent_size`, which is missing",
         "conditioning 'label' needs `num_classes`, which is missing"])
 
   def skip_unless_exact_pixels(self, name, overrides, discrete=False):

@@ -565,8 +565,8 @@ class ExportTest(ExportContract, tf.test.TestCase):
     self.assertIn("Result for output key bits_per_dim", outputs[2])
 
   def test_inpaint_options_come_from_the_config_or_defaults(self):
-    self.assertEqual(saved_model._inpaint_options(None), saved_model.INPAINT_DEFAULTS)
-    options = saved_model._inpaint_options(self.config)  # tiny_config sets inpaint.sweeps
+    self.assertEqual(saved_model.inpaint_options(None), saved_model.INPAINT_DEFAULTS)
+    options = saved_model.inpaint_options(self.config)  # tiny_config sets inpaint.sweeps
     self.assertEqual(options, {**saved_model.INPAINT_DEFAULTS, "sweeps": 2})
 
   def test_any_model_with_the_api_exports_and_its_values_are_checked(self):

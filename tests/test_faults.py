@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from export import saved_model
+from training import images as images_lib
 from training import loop
 from training import rundir
 from zoo import mcgsm
@@ -100,7 +101,8 @@ class ResumeTest(tf.test.TestCase):
                               "--num=4", f"--out={grid}"], cwd=ROOT, capture_output=True, text=True)
     self.assertEqual(sampled.returncode, 0, sampled.stderr[-2000:])
     png = tf.io.decode_png(tf.io.read_file(grid)).numpy()
-    self.assertEqual(png.shape, (2 * 8 + 3, 2 * 8 + 3, 1))  # 2x2 grid of 8x8 samples, 1px gaps
+    k, pad = images_lib.scale_for((8, 8), 2, 2), images_lib.SEPARATOR  # 2x2 of 8x8, enlarged
+    self.assertEqual(png.shape, (2 * (8 * k + pad) + pad, 2 * (8 * k + pad) + pad, 1))
 
   def check_signal_saves_a_checkpoint(self, signum, name, exit_code):
     workdir = os.path.join(self.get_temp_dir(), name)

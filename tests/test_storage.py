@@ -29,16 +29,23 @@ def dead_pid():
   return child.pid
 
 
-def eval_scalars(tensorboard_dir):
-  """Returns {(tag, step): value} of the `eval/` scalars in a run's TensorBoard files."""
+def summaries(tensorboard_dir):
+  """Returns {(tag, step): value} of the summaries in a run's TensorBoard files (a float
+  for a scalar, the list of encoded strings for an image)."""
   found = {}
   for path in tf.io.gfile.glob(os.path.join(tensorboard_dir, "events.out.tfevents.*")):
     for record in tf.data.TFRecordDataset(path):
       event = event_pb2.Event.FromString(record.numpy())
       for value in event.summary.value:
-        if value.tag.startswith("eval/"):
-          found[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+        array = tf.make_ndarray(value.tensor)
+        found[(value.tag, event.step)] = float(array) if array.ndim == 0 else list(array)
   return found
+
+
+def eval_scalars(tensorboard_dir):
+  """Returns {(tag, step): value} of the `eval/` scalars in a run's TensorBoard files."""
+  return {key: value for key, value in summaries(tensorboard_dir).items()
+          if key[0].startswith("eval/")}
 
 
 class RamRunTest(tf.test.TestCase):
@@ -49,13 +56,14 @@ class RamRunTest(tf.test.TestCase):
     super().setUpClass()
     cls.workdir = f"ram://runs-{uuid.uuid4().hex}/mcgsm"
     cls.config = tiny_run_config(steps=3, checkpoint_every=2, jit=False)
+    cls.config.sample.figure = True  # the MCGSM's figure (an inpainting) to ram:// too
     cls.metrics = loop.train("mcgsm", "deadleaves", cls.config, cls.workdir,
                              tf.distribute.get_strategy())
 
   def test_the_run_writes_everything_to_the_url(self):
     names = set(storage.listdir(self.workdir))
     self.assertContainsSubset({"run.json", "config.json", "checkpoints", "tensorboard",
-                               "samples.png", "metrics.json", "export"}, names)
+                               "samples.png", "figure.png", "metrics.json", "export"}, names)
     self.assertNotIn("lock", names)  # the note of who holds the workdir is gone after the run
     self.assertEqual(storage.read_json(os.path.join(self.workdir, "metrics.json"))["steps"], 3)
     self.assertEqual(tf.train.latest_checkpoint(os.path.join(self.workdir, "checkpoints")),
@@ -100,9 +108,16 @@ class RamRunTest(tf.test.TestCase):
     self.assertIn(("eval/final_train_loss", 3), scalars)
     self.assertFalse(any("sha256" in tag or tag == "eval/steps" for tag, _ in scalars))
 
+  def test_the_figure_is_in_the_workdir_and_in_tensorboard(self):
+    figure = tf.io.decode_png(storage.read_bytes(os.path.join(self.workdir, "figure.png")))
+    self.assertGreaterEqual(min(figure.shape[:2]), 512)
+    # A TensorBoard image is [width, height, PNG bytes...]: the same picture.
+    image = summaries(os.path.join(self.workdir, "tensorboard"))[("figure", 3)]
+    self.assertEqual([int(image[0]), int(image[1])], [figure.shape[1], figure.shape[0]])
+    self.assertAllEqual(tf.io.decode_png(image[2]), figure)
+
   def test_a_rerun_finds_the_finished_run_and_sampling_reads_the_url(self):
-    again = loop.train("mcgsm", "deadleaves", tiny_run_config(steps=3, checkpoint_every=2, jit=False),
-                       self.workdir, tf.distribute.get_strategy())
+    again = loop.train("mcgsm", "deadleaves", self.config, self.workdir, tf.distribute.get_strategy())
     self.assertTrue(again["finished"])
     out = os.path.join(self.workdir, "grid.png")
     images_lib.write_png(out, images_lib.run_samples(self.workdir, 3, 0))

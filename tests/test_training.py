@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 
 from tests.conftest import mirrored_strategy
 from training import data as data_lib
+from training import images as images_lib
 from training import loop
 from training import steps
 from zoo import contract
@@ -22,6 +23,9 @@ TINY = ["--config.model.components=2", "--config.model.scales=2", "--config.mode
         "--config.train.batch_size=4", "--config.data.patch_size=8", "--config.eval.max_patches=4",
         "--config.eval.batch_size=4", "--config.sample.size=8", "--config.sample.margin=2",
         "--config.sample.num=2", "--config.train.init_batches=1", "--config.train.log_every=1",
+        # No figure.png: its inpainting adds seconds to every run (tests/test_images.py and
+        # the ram:// run in tests/test_storage.py draw it).
+        "--config.sample.figure=false",
         # Op by op: XLA's compile would add seconds to every process. TINY_XLA keeps the
         # default (the SIGKILL resume and the two-worker run check training under XLA).
         "--config.train.jit=false"]
@@ -255,7 +259,15 @@ class PixelCNNTrainingTest(tf.test.TestCase):
                                       label=tf.constant([3, 7], tf.int32))
     self.assertEqual(out["images"].shape, (2, 8, 8, 1))
     png = tf.io.decode_png(tf.io.read_file(os.path.join(workdir, "samples.png"))).numpy()
-    self.assertEqual(png.shape, (8 + 2, 2 * 8 + 3, 1))  # 2 samples side by side, 1px gaps
+    k = images_lib.scale_for((8, 8), 1, 2)  # 2 samples side by side, enlarged k times
+    pad = images_lib.SEPARATOR
+    self.assertEqual(png.shape, (8 * k + 2 * pad, 2 * (8 * k + pad) + pad, 1))
+    self.assertGreaterEqual(png.shape[0], images_lib.MIN_SIDE)
+    # Its figure: one row of samples per class, 10 digits.
+    figure = tf.io.decode_png(tf.io.read_file(os.path.join(workdir, "figure.png"))).numpy()
+    columns = images_lib.FIGURE_COLUMNS
+    k = images_lib.scale_for((8, 8), 10, columns)
+    self.assertEqual(figure.shape, (10 * (8 * k + pad) + pad, columns * (8 * k + pad) + pad, 1))
 
   def test_binarised_mnist_under_mock_data(self):
     with tfds.testing.mock_data(num_examples=20):

@@ -181,8 +181,12 @@ def _train_run(run_info, config, config_json, changed, source, strategy, chief, 
     return metrics
   images_lib.write_png(os.path.join(workdir, "samples.png"),
                        images_lib.SampleGrid(model, config, cond).draw())
+  figure = (images_lib.draw_figure(model, config, source, config.sample.seed)
+            if config.sample.get("figure", True) else None)
+  if figure is not None:  # the picture the model is about (zoo/contract.py FIGURES)
+    images_lib.write_png(os.path.join(workdir, "figure.png"), figure)
   rundir.write_json(os.path.join(workdir, "metrics.json"), metrics)
-  _summarize_metrics(workdir, metrics, run.step)
+  _summarize_metrics(workdir, metrics, run.step, figure)
   if export and config.export.enabled:
     metrics["export"] = _export(model, config, workdir, run_info, config_json, metrics)
   return metrics
@@ -197,9 +201,10 @@ def _export(model, config, workdir, run_info, config_json, metrics):
   return saved_model.export(model, config, os.path.join(workdir, "export"), run=card)
 
 
-def _summarize_metrics(write_dir, metrics, step):
+def _summarize_metrics(write_dir, metrics, step, figure=None):
   """Writes the final evaluation's numbers to TensorBoard as `eval/<name>` at `step`
-  (nested groups as `eval/<group>/<name>`), beside the training scalars."""
+  (nested groups as `eval/<group>/<name>`), beside the training scalars, and the
+  model's figure (uint8 [H, W, C], if any) as the image `figure`."""
   def numbers(tree, prefix):
     for key, value in tree.items():
       if isinstance(value, dict):
@@ -211,6 +216,8 @@ def _summarize_metrics(write_dir, metrics, step):
   with writer.as_default():
     for name, value in numbers(metrics, "eval/"):
       tf.summary.scalar(name, value, step=step)
+    if figure is not None:
+      tf.summary.image("figure", figure[None], step=step)
   writer.flush()
 
 

@@ -60,6 +60,18 @@ PROMISES = {
 }
 CAPABILITIES = frozenset(PROMISES)
 
+# -- figures: a model's `figure` names the picture it is about (training/images.py draws it)
+
+FIGURE_PROMISES = {
+    "classes": ("num_classes",),  # one row of samples per class
+    "reconstructions": ("encode",),  # test images above their reconstructions
+    "partial_sampling": ("coarse_sizes", "sample_from_coarse"),  # LapCVAE's Figure 7
+    "stages": ("stage_images", "latent_size"),  # every stage's image, side by side
+    "reconstructions_and_samples": ("encode", "reconstruct"),  # the two above, and samples
+    "inpainting": ("ancestral", "width"),  # samples beside test patches; an inpainting
+}
+FIGURES = frozenset(FIGURE_PROMISES)
+
 # -- conditioning: a model's `conditional_inputs` names those it takes ---------------------
 
 LABEL = "label"  # int32 [B]: a class in [0, num_classes) (class-conditional models)
@@ -80,6 +92,8 @@ class Model(Protocol):
     conditional_inputs: the conditioning each method takes as keyword arguments (of
       CONDITIONING), e.g. ("label",); () for an unconditional model.
     capabilities: a frozenset of the optional capabilities above.
+    figure: the picture the model is about (one of FIGURES), drawn beside samples.png
+      from held-out data, or None for samples alone.
   """
 
   channels: int
@@ -88,6 +102,7 @@ class Model(Protocol):
   fixed_size: tuple
   conditional_inputs: tuple
   capabilities: frozenset
+  figure: str
 
   def log_prob(self, images, **cond):
     """float32 [B]: log p(x) in nats (for latent models the ELBO, a lower bound)."""
@@ -104,7 +119,7 @@ class Model(Protocol):
 
 
 REQUIRED = ("channels", "levels", "continuous", "fixed_size", "conditional_inputs",
-            "capabilities", "log_prob", "eval_terms", "train_loss", "sample")
+            "capabilities", "figure", "log_prob", "eval_terms", "train_loss", "sample")
 
 
 def has(model, capability):
@@ -131,6 +146,13 @@ def problems(model):
       continue
     out += [f"capability {capability!r} promises `{name}`, which is missing"
             for name in PROMISES[capability] if not hasattr(model, name)]
+  figure = getattr(model, "figure", None)
+  if figure is not None:
+    if figure not in FIGURES:
+      out.append(f"unknown figure {figure!r}")
+    else:
+      out += [f"figure {figure!r} needs `{name}`, which is missing"
+              for name in FIGURE_PROMISES[figure] if not hasattr(model, name)]
   for name in getattr(model, "conditional_inputs", ()):
     if name not in CONDITIONING:
       out.append(f"unknown conditioning {name!r}")

@@ -235,6 +235,7 @@ class Model(keras.Model):
 
   conditional_inputs = ()
   capabilities = vae.Model.capabilities | {contract.PARTS, contract.PHASES}
+  figure = "reconstructions_and_samples"  # test images, VAE-style reconstructions, samples
 
   def __init__(self, config, **kwargs):
     super().__init__(**kwargs)

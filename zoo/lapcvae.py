@@ -160,6 +160,7 @@ class Model(keras.Model):
 
   conditional_inputs = ()
   capabilities = vae.Model.capabilities | {contract.COARSE, contract.PARTS}
+  figure = "partial_sampling"  # Figure 7: a test image's coarse levels kept, finer ones redrawn
 
   def __init__(self, config, **kwargs):
     super().__init__(**kwargs)

@@ -75,6 +75,7 @@ class Model(keras.Model):
   conditional_inputs = ()
   capabilities = frozenset({contract.PIXELS, contract.ENSEMBLE, contract.INPAINT,
                             contract.FINETUNE, contract.INITIALIZE})
+  figure = "inpainting"  # samples beside test patches; a patch inpainted
 
   def __init__(self, config, context=None, neighbourhood_input=True, **kwargs):
     """The context's states reach the MCGSM next to the whitened neighbourhood, or in its

@@ -95,6 +95,8 @@ class Model(vae.Model):
   """The deep residual / multi-stage VAE; see the module docstring. The VAE's model API,
   plus `stage_means` and `stage_images` (every stage's output)."""
 
+  figure = "stages"  # every stage's image of a sample, side by side
+
   def __init__(self, config, **kwargs):
     super().__init__(config, **kwargs)
     mc = config.model

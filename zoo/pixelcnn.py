@@ -318,6 +318,8 @@ class Model(keras.Model):
     cond_dim = {"": 0, "class": self.num_classes, "autoencoder": mc.code_size}[self.conditional]
     self.conditional_inputs = {"": (), "class": ("label",), "autoencoder": ("code",)}[self.conditional]
     self.code_size = mc.code_size if self.conditional == "autoencoder" else 0
+    # The figure: a row of samples per class, or test images above their reconstructions.
+    self.figure = {"": None, "class": "classes", "autoencoder": "reconstructions"}[self.conditional]
     self.capabilities = frozenset({contract.PIXELS} |
                                   ({contract.ENCODE} if self.code_size else set()))
     spatial_dim = mc.spatial_features if (mc.spatial and cond_dim) else 0

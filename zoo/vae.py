@@ -290,6 +290,7 @@ class Model(keras.Model):
 
   conditional_inputs = ()
   capabilities = frozenset({contract.ENCODE, contract.DECODE, contract.EXTRAS})
+  figure = "reconstructions"  # test images above their reconstructions
 
   def __init__(self, config, **kwargs):
     super().__init__(**kwargs)
