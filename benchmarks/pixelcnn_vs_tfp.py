@@ -21,7 +21,9 @@ About 30 minutes on 2 shared CPU cores with the defaults (five 240 s budgets, th
        TFP's causal masks);
    (b) seconds to draw 4 samples: our cached `sample` against `dist.sample(4)` (the
        whole network once per pixel), each in one tf.function, and each again with XLA;
-   (c) bits/dim on held-out images after each of `--budget_s` seconds of training (one
+   (c) bits/dim on held-out images after each of `--budget_s` seconds of training (or,
+       with `--budget_steps`, after each of so many steps: how much each learns per
+       step, whatever the machine's speed and load) (one
        run per model, evaluated as it passes each budget; the clock starts after the
        first, traced, step and stops while evaluating).
    Multiply-adds per image are printed too: every weight of ours is applied at every
@@ -74,6 +76,9 @@ flags.DEFINE_string("data_dir", None, "TFDS data_dir holding a prepared cifar10"
 flags.DEFINE_integer("train_images", 16384, "training images (crops for skimage)")
 flags.DEFINE_integer("test_images", 1024, "held-out images scored for bits/dim")
 flags.DEFINE_integer("seed", 0, "seed of the crops, the batch order and the samples")
+flags.DEFINE_list("budget_steps", None, "instead of --budget_s: training steps per model after "
+                  "which the held-out bits/dim are compared (learning per step, whatever the "
+                  "machine's speed or load)")
 flags.DEFINE_list("budget_s", ["240"], "training seconds per model after which the held-out "
                   "bits/dim are compared (several: one run, evaluated at each)")
 flags.DEFINE_integer("batch", 32, "training batch size")
@@ -260,14 +265,14 @@ def bits_per_dim(log_prob, images, batch=128):
   return float(units.bits_per_dim(nats, images.size))
 
 
-def train_for(runner, stream, budgets, test):
+def train_for(runner, stream, budgets, test, by_steps=False):
   """Trains `runner` on `stream` after one traced step, for the largest of `budgets`
-  seconds; returns {budget: (steps, loss of the last step in nats/dim, held-out bits/dim
-  of `test` when the training clock passed the budget)}."""
+  seconds (`by_steps`: steps); returns {budget: (steps, loss of the last step in nats/dim,
+  held-out bits/dim of `test` when the training clock, or step count, passed the budget)}."""
   loss = float(runner.step(next(stream)))  # trace
   steps, trained, results = 0, 0.0, {}
   for budget in sorted(budgets):
-    while trained < budget:
+    while (steps if by_steps else trained) < budget:
       start = time.perf_counter()
       loss = float(runner.step(next(stream)))
       trained += time.perf_counter() - start
@@ -309,16 +314,18 @@ def main(argv):
         "(non-zero: not causal until an optimizer step)")
 
   results = {r: {"parameters": count(r.variables), "MACs/image": r.macs} for r in runners}
-  budgets = sorted(float(b) for b in f.budget_s)
+  by_steps = f.budget_steps is not None
+  budgets = sorted(float(b) for b in (f.budget_steps if by_steps else f.budget_s))
+  unit = " steps" if by_steps else " s"
   racing = [r for r in runners if r is theirs or f.race_dtypes is None
             or r.model.train_dtype.name in f.race_dtypes]
   for r, res in results.items():  # (c) first, on fresh weights
     if r not in racing:
       continue
     for budget, (steps, loss, bits) in train_for(
-        r, batches(train, f.batch, f.seed), budgets, test).items():
+        r, batches(train, f.batch, f.seed), budgets, test, by_steps).items():
       res[f"steps {budget:g}"], res[f"bits/dim {budget:g}"] = steps, bits
-      print(f"{r.name}: {steps} steps in {budget:g} s (last batch {loss / math.log(2):.3f} "
+      print(f"{r.name}: {steps} steps in {budget:g}{unit} (last batch {loss / math.log(2):.3f} "
             f"bits/dim), held-out {bits:.3f} bits/dim", flush=True)
   for r, res in results.items():  # (a), (b): the cost does not depend on the weights
     res["train images/s"] = f.batch / best_time(r.step, first, repeats=f.repeats, inner=f.steps)
@@ -342,8 +349,8 @@ def main(argv):
           ("train multiply-adds/s (G)", "GMAC/s", "{:.1f}"),
           (f"{f.num_samples} samples, tf.function (s)", "samples s", "{:.2f}"),
           (f"{f.num_samples} samples, XLA (s)", "samples s xla", "{:.2f}"),
-          *((f"steps in {b:g} s", f"steps {b:g}", "{:,}") for b in budgets),
-          *((f"held-out bits/dim after {b:g} s", f"bits/dim {b:g}", "{:.3f}") for b in budgets))
+          *((f"steps in {b:g}{unit}", f"steps {b:g}", "{:,}") for b in budgets if not by_steps),
+          *((f"held-out bits/dim after {b:g}{unit}", f"bits/dim {b:g}", "{:.3f}") for b in budgets))
   for label, key, fmt in rows:
     if not any(key in results[r] for r in runners):
       continue
@@ -359,7 +366,7 @@ def main(argv):
           f"train images/s {a['train images/s'] / b['train images/s']:.2f}x, "
           f"train multiply-adds/s {a['GMAC/s'] / b['GMAC/s']:.2f}x "
           f"({a['GMAC/s'] / matmul_gmacs:.2f} of the matmul rate); held-out bits/dim after "
-          + (", ".join(f"{t:g} s: {a[f'bits/dim {t:g}']:.3f} vs {b[f'bits/dim {t:g}']:.3f}"
+          + (", ".join(f"{t:g}{unit}: {a[f'bits/dim {t:g}']:.3f} vs {b[f'bits/dim {t:g}']:.3f}"
                        + (" (lower)" if a[f'bits/dim {t:g}'] < b[f'bits/dim {t:g}'] else " (not lower)")
                        for t in budgets) if r in racing else "not raced (--race_dtypes)"))
     if "samples s" in a:

@@ -31,10 +31,10 @@ Sections (`--only` picks some; each prints every run's metrics as it finishes):
 * lapcvae: VAE, LapCVAE and LapCVAE without M on `lfw_faces` (32x32): reconstruction RMSE
   on 0..255 (LapCVAE Table 1), as benchmarks/vae_family.py does.
 
-`--out_dir` receives every run's sample grid (`<run>_samples.png`), `metrics.json` (every
-run's raw metrics plus its wall seconds and parameter count, rewritten after each run, so
-a partial run keeps what it measured) and `table.md`; `--readme_table` writes the table
-to another path too. Wall seconds are whole runs: training, evaluation and sample grid.
+`--out_dir` receives every run's sample grid (`<run>_samples.png`) and figure
+(`<run>_figure.png`), `metrics.json` (every run's raw metrics plus its wall seconds and
+parameter count, rewritten after each run, so a partial run keeps what it measured) and
+`table.md`; `--readme_table` writes the table to another path too. Wall seconds are whole runs: training, evaluation and sample grid.
 
 Time on the 2-core dev machine: `--quick` (every run and row, a few steps each, tiny RIDE
 patches: it checks the plumbing, its numbers mean nothing) took 7 min 20 s end to end,
@@ -135,8 +135,10 @@ class Runs:
       metrics = loop.train(model_name, data_name, config, workdir, tf.distribute.get_strategy(),
                            export=False)
       seconds = time.time() - start
-      shutil.copy(os.path.join(workdir, "samples.png"),
-                  os.path.join(self.out_dir, f"{tag}_samples.png"))
+      for picture in ("samples", "figure"):  # the figure: the model's own (figure.png)
+        if os.path.exists(os.path.join(workdir, f"{picture}.png")):
+          shutil.copy(os.path.join(workdir, f"{picture}.png"),
+                      os.path.join(self.out_dir, f"{tag}_{picture}.png"))
       _, config, model = trained.restore(workdir)
       metrics.update(extras(model, config) if extras else {})
     metrics.pop("weights_sha256", None)

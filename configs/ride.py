@@ -5,7 +5,7 @@ r"""RIDE (spatial LSTM + factorised MCGSM) on grey images: the main job.
   python -m training.run --model=ride --data=textures --config=configs/ride.py:paper,textures
 
 Default run (4,000 Adam steps, batch 64: the whole network on 12x12, then 16x16 patches)
-on the 2-core CPU dev machine: 6 min 54 s including evaluation, sampling and export
+on the 2-core CPU dev machine: 6 min 40 s including evaluation, sampling, the figure and export
 (2026-12-03; training 5 min); held-out rate 6.935 bit/px on the 1,600 64x64 test patches
 (the MCGSM default run: 6.646).
 

@@ -131,6 +131,25 @@ class RamRunTest(tf.test.TestCase):
     self.assertEqual(card["metrics"]["bit_per_px_rate"], self.metrics["bit_per_px_rate"])
 
 
+class RamResumeTest(tf.test.TestCase):
+
+  def test_a_rerun_with_more_steps_resumes_from_the_url_and_records_the_change(self):
+    workdir = f"ram://resume-{uuid.uuid4().hex}/mcgsm"
+    strategy = tf.distribute.get_strategy()
+    loop.train("mcgsm", "deadleaves", tiny_run_config(steps=2, checkpoint_every=1, jit=False),
+               workdir, strategy, export=False)
+    with mock.patch("builtins.print") as printed:
+      metrics = loop.train("mcgsm", "deadleaves",
+                           tiny_run_config(steps=3, checkpoint_every=1, jit=False), workdir,
+                           strategy, export=False)
+    said = " ".join(str(c.args[0]) for c in printed.call_args_list if c.args)
+    self.assertIn(f"resuming from {workdir}/checkpoints/ckpt-2 at step 2", said)
+    self.assertEqual(metrics["steps"], 3)
+    run = storage.read_json(os.path.join(workdir, "run.json"))
+    self.assertEqual(run["reruns"][-1]["changed"], {"config.train.steps": [2, 3]})
+    self.assertEqual(storage.read_json(os.path.join(workdir, "metrics.json"))["steps"], 3)
+
+
 class RamPublishTest(tf.test.TestCase):
   """Publishing off a local disk: copied file by file, saved_model.pb last."""
 
