@@ -87,5 +87,5 @@ def get_config(arg="digits"):
     c.model.update(latent_size=3, hidden=4, critic_hidden=4, downsamples=1, upsamples=1, n_critic=2)
     c.train.update(steps=4, batch_size=8, checkpoint_every=2)
     c.eval.update(batch_size=8, max_patches=16, iw_samples=2, sample_quality=8)
-    c.sample.update(num=2)
+    c.sample.update(num=2, figure=False)  # tests/test_images.py draws the figures
   return c

@@ -31,5 +31,5 @@ def get_config(arg="deadleaves"):
     c.sample.update(size=128, num=4)  # 128x128 samples are the synthesis result
   if arg == "tiny":
     c.model.update(components=4, scales=2, features=4)
-    c.sample.update(size=8, margin=2, num=4)
+    c.sample.update(size=8, margin=2, num=4, figure=False)  # tests/test_images.py draws it
   return c

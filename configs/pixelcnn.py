@@ -76,7 +76,7 @@ def get_config(arg="digits"):
                    spatial_features=2)
     c.train.update(steps=4, batch_size=8, checkpoint_every=2, jit=False)
     c.eval.update(batch_size=8, max_patches=16)
-    c.sample.update(num=2)
+    c.sample.update(num=2, figure=False)  # tests/test_images.py draws the figures
   if arg in ("paper", "paper_ungated"):  # the ImageNet model (section 3.1); see the docstring
     c.model.update(layers=20, hidden=384, kernel=5, first_kernel=5, output_hidden=1024,
                    levels=256)

@@ -109,7 +109,7 @@ def get_config(arg="deadleaves"):
     c.sample.update(size=128, num=4)  # 128x128 samples are the synthesis result
   if "tiny" in args:
     c.model.update(components=4, scales=2, features=4, hidden=4, layers=2)
-    c.sample.update(size=8, margin=2, num=4)
+    c.sample.update(size=8, margin=2, num=4, figure=False)  # tests/test_images.py draws it
   if "paper" in args:
     patches = _PAPER_TEXTURE_PATCHES if "textures" in args else _PAPER_PATCHES
     c.model.update(mcgsm_input="hidden", hidden=64, layers=2)

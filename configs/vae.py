@@ -38,5 +38,5 @@ def get_config(arg="lfw_faces"):
     c.model.update(latent_size=3, hidden=4, downsamples=1)
     c.train.update(steps=4, batch_size=8, checkpoint_every=2)
     c.eval.update(batch_size=8, max_patches=16)
-    c.sample.update(num=2)
+    c.sample.update(num=2, figure=False)  # tests/test_images.py draws the figures
   return c

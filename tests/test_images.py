@@ -89,13 +89,22 @@ def expected_layout(model, figure, test_images):
   raise AssertionError(figure)
 
 
+# (model, variant) drawn by the figure test: every figure, and both ways to reconstruct.
+FIGURE_CASES = {("pixelcnn", "Class"), ("pixelcnn", "Autoencoder"), ("vae", ""),
+                ("lapcvae", ""), ("msvae", ""), ("gvae", ""), ("mcgsm", "")}
+
+
 class FigureTest(tf.test.TestCase):
   """Every registry model's figure, on untrained tiny models of the 8x8 digits."""
 
   def test_every_declared_figure_has_its_layout_and_the_images_own_pixels(self):
     source = batches_lib.Source("digits")
     seen = set()
+    # One model per figure and way of drawing it (RIDE's inpainting is the MCGSM's code,
+    # and costs seconds more).
     for name, variant, overrides in registry_variants():
+      if (name, variant) not in FIGURE_CASES:
+        continue
       config = tiny_config(name, image_shape=(8, 8, 1), **overrides)
       config.data.num_classes = 10
       config.eval.update(patch_size=0, max_patches=4)
@@ -110,7 +119,7 @@ class FigureTest(tf.test.TestCase):
         self.assertEqual([len(row) for row in rows], expected_layout(model, model.figure, 4))
         shapes = {tile.shape for row in rows for tile in row}
         self.assertLen(shapes, 1)
-        picture = images.draw_figure(model, config, source, seed=0)
+        picture = images.draw_rows(rows, model.levels)
         self.assertGreaterEqual(min(picture.shape[:2]), images.MIN_SIDE)
         cut, k = tiles_of(picture, len(rows), max(len(r) for r in rows), shapes.pop()[:2])
         for i, row in enumerate(rows):

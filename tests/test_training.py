@@ -244,6 +244,7 @@ class PixelCNNTrainingTest(tf.test.TestCase):
     config = importlib.import_module("configs.pixelcnn").get_config("tiny")
     config.model.update(model)
     config.train.update(steps=30, learning_rate=1e-2)
+    config.sample.figure = True  # the tiny preset draws none; these runs check it
     workdir = os.path.join(self.get_temp_dir(), f"{data_name}-{len(os.listdir(self.get_temp_dir()))}")
     metrics = loop.train("pixelcnn", data_name, config, workdir, tf.distribute.get_strategy())
     return metrics, workdir

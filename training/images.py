@@ -252,8 +252,12 @@ def figure_rows(model, config, source, seed=0):
 
 
 def draw_figure(model, config, source, seed=0):
-  """Returns uint8 [H', W', C]: `model.figure` drawn (`figure_rows`, then `draw`), or None."""
+  """Returns uint8 [H', W', C]: `model.figure` drawn (`figure_rows`, then `draw_rows`), or None."""
   rows = figure_rows(model, config, source, seed)
-  if rows is None:
-    return None
-  return draw([[displayed(t, model.levels) for t in row] for row in rows])
+  return None if rows is None else draw_rows(rows, model.levels)
+
+
+def draw_rows(rows, levels):
+  """Returns uint8 [H', W', C]: rows of tiles with values in [0, levels), as shown (`displayed`)
+  and drawn (`draw`)."""
+  return draw([[displayed(t, levels) for t in row] for row in rows])
