@@ -9,8 +9,9 @@ where it stopped. `train` reads top to bottom:
   2. write run.json and config.json, resume from the newest readable checkpoint;
   3. train the stages (`_train_stage`): log, checkpoint, sample, stop on SIGTERM;
      after a stage, the model's FINETUNE (RIDE's L-BFGS) and early stopping;
-  4. evaluate (training/evaluation.py); the chief writes samples.png, metrics.json and
-     the export.
+  4. evaluate (training/evaluation.py); the chief writes samples.png, the model's
+     figure.png, metrics.json (also to TensorBoard as eval/*) and the export with its
+     model card.
 
 The workdir's files and their guarantees are training/rundir.py's.
 """
@@ -159,7 +160,8 @@ def _chiefs(strategy, chief, value):
 
 def _train_run(run_info, config, config_json, changed, source, strategy, chief, model,
                optimizers, checkpoint, workdir, export):
-  """Resumes, trains, evaluates; the chief writes samples.png, metrics.json and the export."""
+  """Resumes, trains, evaluates; the chief writes samples.png, figure.png, metrics.json
+  and the export."""
   # Only the chief writes into the workdir; other workers write to a scratch dir.
   write_dir = workdir if chief else storage.local_scratch("genzoo-worker-")
   storage.makedirs(write_dir)
