@@ -105,7 +105,7 @@ def train(model_name, data_name, config, workdir, strategy, *, data_dir=None, ex
     if finished is not None:
       if chief and export_finished:
         rundir.restore_latest_readable(checkpoint, _manager(checkpoint, workdir))
-        finished["export"] = _export(model, config, workdir, run_info, config_json, finished)
+        finished["export"] = _export(model, config, workdir)
       return dict(finished, finished=True)
     return _train_run(run_info, config, config_json, changed, source, strategy, chief,
                       model, optimizers, checkpoint, workdir, export)
@@ -190,17 +190,16 @@ def _train_run(run_info, config, config_json, changed, source, strategy, chief, 
   rundir.write_json(os.path.join(workdir, "metrics.json"), metrics)
   _summarize_metrics(workdir, metrics, run.step, figure)
   if export and config.export.enabled:
-    metrics["export"] = _export(model, config, workdir, run_info, config_json, metrics)
+    metrics["export"] = _export(model, config, workdir)
   return metrics
 
 
-def _export(model, config, workdir, run_info, config_json, metrics):
-  """Exports the model to <workdir>/export with the run's model card; returns the version dir."""
-  from export import saved_model  # pylint: disable=g-import-not-at-top
-  card = dict(run_info, config=config_json, steps=metrics.get("steps"),
-              metric=zoo.get(run_info["model"]).METRIC,
-              metrics={k: v for k, v in metrics.items() if k not in ("export", "finished")})
-  return saved_model.export(model, config, os.path.join(workdir, "export"), run=card)
+def _export(model, config, workdir):
+  """Exports the model to <workdir>/export with the run's model card (read back from the
+  workdir, as `export.run` reads it); returns the version dir."""
+  from export import saved_model, trained  # pylint: disable=g-import-not-at-top
+  return saved_model.export(model, config, os.path.join(workdir, "export"),
+                            run=trained.run_card(workdir))
 
 
 def _summarize_metrics(write_dir, metrics, step, figure=None):

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from export import cli
 from export import storage
+from export import trained as trained_run
 
 
 class TrainingStopped(RuntimeError):
@@ -105,8 +106,7 @@ def check_resume(workdir, run, config):
   changed = {key: (stored.get(key, _ABSENT), requested.get(key, _ABSENT))
              for key in sorted(set(stored) | set(requested))
              if stored.get(key, _ABSENT) != requested.get(key, _ABSENT)}
-  state = tf.train.get_checkpoint_state(os.path.join(workdir, "checkpoints"))
-  trained = int(state.model_checkpoint_path.rsplit("-", 1)[1]) if state else 0
+  trained = trained_run.checkpoint_step(workdir)
   if trained > requested.get("train.steps", 0):
     raise Refused(f"--workdir={workdir} holds a run trained for {trained} steps, more than "
                   f"config.train.steps={requested.get('train.steps')}; ask for at least {trained}, "
