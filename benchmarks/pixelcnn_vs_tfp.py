@@ -101,6 +101,12 @@ flags.DEFINE_integer("mixture_hidden", 51, "our features per block with the logi
                      "head (its head is smaller: 51 matches the softmax model's parameters)")
 flags.DEFINE_integer("mixtures", 10, "our logistic mixture's components (as TFP's num_logistic_mix)")
 flags.DEFINE_integer("output_hidden", 96, "our output layer's units")
+flags.DEFINE_integer("context", 0, "our config.model.context: resolutions of the causal summary "
+                     "of the rows above (zoo.pixelcnn.Context; 0: none, the paper's network)")
+flags.DEFINE_integer("context_features", 48, "our config.model.context_features")
+flags.DEFINE_integer("context_blocks", 1, "our config.model.context_blocks")
+flags.DEFINE_bool("weight_norm", False, "our config.model.weight_norm: weight normalisation with "
+                  "data-dependent initialisation on the first batch (as TFP's)")
 flags.DEFINE_integer("tfp_resnet", 1, "TFP num_resnet")
 flags.DEFINE_integer("tfp_hierarchies", 3, "TFP num_hierarchies")
 flags.DEFINE_integer("tfp_filters", 24, "TFP num_filters")
@@ -166,7 +172,9 @@ def our_config(shape, dtype="float32", output="softmax"):
   config = pixelcnn_config.get_config("cifar10")
   mixture = output == "logistic_mixture"
   config.model.update(layers=f.layers, hidden=f.mixture_hidden if mixture else f.hidden,
-                      output_hidden=f.output_hidden, output=output, mixtures=f.mixtures)
+                      output_hidden=f.output_hidden, output=output, mixtures=f.mixtures,
+                      context=f.context, context_features=f.context_features,
+                      context_blocks=f.context_blocks, weight_norm=f.weight_norm)
   config.train.update(compute_dtype=dtype, jit=False)  # XLA for the gates and softmax only
   config.data.image_shape = shape
   config.data.num_classes = 0
@@ -176,14 +184,15 @@ def our_config(shape, dtype="float32", output="softmax"):
 class Ours:
   """Our Gated PixelCNN: the zoo's training step, log_prob, the cached sampler."""
 
-  def __init__(self, batch, dtype, output):
+  def __init__(self, batch, dtype, output, first_batch):
     f = flags.FLAGS
     self.output = output
     self.name = f"ours {'mixture' if output == 'logistic_mixture' else 'softmax'} {dtype}"
     self.model = pixelcnn.Model(our_config(SHAPE, dtype, output))
+    if self.model.weight_norm:  # data-dependent init on the first batch, as TFP's
+      self.model.initialize(first_batch)
     self.variables = self.model.trainable_variables
-    # Every kernel weight is applied at every pixel (masked taps are multiplied too).
-    self.macs = sum(int(np.prod(v.shape)) for v in self.variables if len(v.shape) > 1) * SIZE**2
+    self.macs = our_macs(self.model)
     optimizer = keras.optimizers.Adam(f.learning_rate)
     train_step = steps_lib.make_train_step(self.model, {"model": optimizer},
                                            tf.distribute.get_strategy(), batch)
@@ -193,6 +202,29 @@ class Ours:
     seed_rows = tf.constant([[f.seed, k] for k in range(f.num_samples)], tf.int64)
     self.samplers = {jit: functools.partial(tf.function(self.model.sample, jit_compile=jit),
                                             seed_rows) for jit in (False, True)}
+
+
+def our_macs(model):
+  """Returns the multiply-adds per image of our network: every kernel of the blocks and
+  the head at every pixel (masked taps are multiplied too), the context's at its
+  resolution (a stride-2 conv at its output's, a transposed one at its input's)."""
+  size = lambda v: int(np.prod(v.shape))
+  context = getattr(model, "context", None)
+  skip = {id(v) for v in context.trainable_variables} if context else set()
+  macs = sum(size(v) for v in model.trainable_variables
+             if len(v.shape) > 1 and id(v) not in skip) * SIZE**2
+  if context:
+    pixels = lambda level: SIZE**2 // 4**level
+    macs += size(context.entry) * pixels(0)
+    units = iter(range(context.unit_count))
+    levels = [*range(context.levels), *reversed(range(context.levels - 1))]  # down, then up
+    for level in levels:
+      for _ in range(context.blocks):
+        k = next(units)
+        macs += (size(getattr(context, f"unit{k}_conv")) + size(getattr(context, f"unit{k}_out"))) * pixels(level)
+    for level in range(context.levels - 1):
+      macs += (size(getattr(context, f"down{level}")) + size(getattr(context, f"up{level}"))) * pixels(level + 1)
+  return macs
 
 
 # -- TFP's PixelCNN++ ---------------------------------------------------------------------------
@@ -305,7 +337,7 @@ def main(argv):
   print(f"data {f.data}: {len(train)} training and {len(test)} held-out images "
         f"{'x'.join(map(str, train.shape[1:]))}; batch {f.batch}, Adam {f.learning_rate:g}")
   first = tf.constant(train[:f.batch])
-  ours = [Ours(f.batch, dtype, output) for output in f.outputs for dtype in f.dtypes]
+  ours = [Ours(f.batch, dtype, output, first) for output in f.outputs for dtype in f.dtypes]
   # Our samplers compute in float32 whatever the training dtype: timed once per head.
   timed_samplers = {r.output: r for r in reversed(ours)}.values()
   theirs = Tfp(first)

@@ -51,12 +51,18 @@ def get_config(arg="digits"):
                  gated=True,  # False: the ungated (ReLU) baseline, `zoo.pixelcnn`
                  # "softmax": the paper's 256-way softmax per sub-pixel; "logistic_mixture":
                  # PixelCNN++'s mixture of `mixtures` discretised logistics per pixel.
-                 output="softmax", mixtures=10)
+                 output="softmax", mixtures=10,
+                 # context=L > 0 (not in the paper): a causal L-resolution summary of the
+                 # rows above every pixel (`zoo.pixelcnn.Context`) feeds every block.
+                 context=0, context_features=32, context_blocks=1,
+                 # weight_norm=True (not in the paper): PixelCNN++'s weight normalisation
+                 # with data-dependent initialisation on config.train.init_batches batches.
+                 weight_norm=False)
   # jit=False: the training loss XLA-compiles only its gates and softmax (`zoo.pixelcnn`),
   # faster here than compiling the whole gradient (47 s vs 56 s for 600 digits steps; at
   # 32x32 XLA's CPU convolutions are 1.2x slower than TF's); exports never need XLA.
   c.train = dict(steps=2000, batch_size=32, learning_rate=1e-3, optimizer="adam", seed=0,
-                 checkpoint_every=500, log_every=50, init_batches=0, jit=False)
+                 checkpoint_every=500, log_every=50, init_batches=1, jit=False)
   # "bfloat16": the training loss computes in bfloat16 (mixed precision; 1.8x the images/s on
   # CPUs with AMX, much slower on CPUs without bfloat16 arithmetic); evaluation, sampling
   # and exports always compute in float32.

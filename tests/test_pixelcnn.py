@@ -17,7 +17,8 @@ from zoo import pixelcnn
 
 def make_model(shape, levels=256, layers=2, conditional="", spatial=False, num_classes=0,
                hidden=6, first_kernel=3, output_hidden=None, seed=0, compute_dtype="float32",
-               gated=True, output="softmax", mixtures=3):
+               gated=True, output="softmax", mixtures=3, context=0, context_features=4,
+               weight_norm=False):
   """Returns an untrained PixelCNN for images of `shape` (H, W, C); weights from `seed`."""
   config = pixelcnn_config.get_config("tiny")
   config.train.compute_dtype = compute_dtype
@@ -26,15 +27,16 @@ def make_model(shape, levels=256, layers=2, conditional="", spatial=False, num_c
   config.model.update(levels=levels, layers=layers, conditional=conditional, spatial=spatial,
                       hidden=hidden, first_kernel=first_kernel,
                       output_hidden=output_hidden or hidden, gated=gated, output=output,
-                      mixtures=mixtures)
+                      mixtures=mixtures, context=context, context_features=context_features,
+                      weight_norm=weight_norm)
   tf.keras.utils.set_random_seed(seed)
   model = pixelcnn.Model(config)
   # Random, not zero, biases: a zero could hide a dependence. Kernels keep their Glorot
   # scale: larger weights saturate tanh and sigmoid to exact zero gradients in float32.
   rng = np.random.RandomState(seed)
   for v in model.weights:
-    if v.trainable and len(v.shape) == 1:
-      v.assign(rng.normal(0, 0.1, v.shape).astype(np.float32))
+    if v.trainable and len(v.shape) == 1:  # weight norm's scales near 1
+      v.assign(rng.normal(v.path.endswith("_scale"), 0.1, v.shape).astype(np.float32))
   return model
 
 
@@ -362,11 +364,13 @@ class LogisticMixtureTest(tf.test.TestCase, parameterized.TestCase):
     self.assertLess(chi_square, freedom + 5 * np.sqrt(2 * freedom))
     self.assertGreater(freedom, 20)  # not a test of a few values
 
-  def test_pixel_outputs_see_exactly_the_earlier_pixels(self):
+  @parameterized.named_parameters(("plain", 0, False), ("context_weight_norm", 2, True))
+  def test_pixel_outputs_see_exactly_the_earlier_pixels(self, context, weight_norm):
     # The head's parameters of pixel (i, j) come from pixels before it, all channels, and
     # nothing of (i, j) itself: its channels are coupled inside the distribution.
     h, w, c = 6, 6, 3
-    model = make_model((h, w, c), layers=6, hidden=12, output_hidden=24, output="logistic_mixture")
+    model = make_model((h, w, c), layers=6, hidden=12, output_hidden=24, output="logistic_mixture",
+                       context=context, weight_norm=weight_norm)
     model.blocks[-1].out_bias.assign_add(tf.fill(model.blocks[-1].out_bias.shape, 5.0))
     model.head[0].bias.assign_add(tf.fill(model.head[0].bias.shape, 5.0))
     x = tf.random.stateless_uniform([8, h, w, c], [1, 2], -1, 1)
@@ -396,7 +400,10 @@ class LogisticMixtureTest(tf.test.TestCase, parameterized.TestCase):
   @parameterized.named_parameters(("rgb_binary", (2, 2, 3), 2, {}),
                                   ("grey_4_levels", (2, 3, 1), 4, {}),
                                   ("class_and_spatial", (2, 2, 3), 2,
-                                   dict(conditional="class", spatial=True, num_classes=3)))
+                                   dict(conditional="class", spatial=True, num_classes=3)),
+                                  ("class_and_context", (2, 2, 3), 2,
+                                   dict(conditional="class", num_classes=3, context=2,
+                                        weight_norm=True)))
   def test_probabilities_of_all_images_sum_to_one(self, shape, levels, conditioning):
     model = make_model(shape, levels=levels, layers=2, output="logistic_mixture", mixtures=2,
                        **conditioning)
@@ -407,7 +414,10 @@ class LogisticMixtureTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.named_parameters(("rgb", (5, 6, 3), {}),
                                   ("grey_class_spatial", (4, 5, 1),
-                                   dict(conditional="class", spatial=True, num_classes=3)))
+                                   dict(conditional="class", spatial=True, num_classes=3)),
+                                  ("rgb_class_context", (4, 6, 3),
+                                   dict(conditional="class", num_classes=3, context=2,
+                                        weight_norm=True)))
   def test_cached_sampling_equals_naive(self, shape, conditioning):
     model = make_model(shape, layers=3, first_kernel=5, output="logistic_mixture", **conditioning)
     seeds = np.array([[1, 2], [3, 4], [5, 6]], np.int64)
@@ -422,7 +432,8 @@ class LogisticMixtureTest(tf.test.TestCase, parameterized.TestCase):
     images = tf.constant(np.random.RandomState(2).randint(0, 256, [3, *shape]), tf.uint8)
     losses = {}
     for dtype in ("float32", "bfloat16"):
-      model = make_model(shape, layers=3, hidden=12, output="logistic_mixture", compute_dtype=dtype)
+      model = make_model(shape, layers=3, hidden=12, output="logistic_mixture", compute_dtype=dtype,
+                         context=1)  # one resolution: 5x4 images
       loss, _ = model.train_loss(images)
       losses[dtype] = loss.numpy()
       expected = -model.log_prob(images) / np.prod(shape)
@@ -433,10 +444,71 @@ class LogisticMixtureTest(tf.test.TestCase, parameterized.TestCase):
   def test_bad_output_configs_fail_with_one_clear_line(self):
     for what, kwargs, message in (
         ("unknown output", dict(output="gaussian"), "valid: 'softmax', 'logistic_mixture'"),
-        ("no components", dict(output="logistic_mixture", mixtures=0), "mixtures=0 must be positive")):
+        ("no components", dict(output="logistic_mixture", mixtures=0), "mixtures=0 must be positive"),
+        ("context and spatial", dict(context=2, conditional="class", num_classes=2, spatial=True),
+         "context does not combine with config.model.spatial"),
+        ("context on odd sides", dict(context=3, shape=(4, 6, 3)), "multiples of 2\\^\\(context - 1\\)")):
       with self.subTest(what):
         with self.assertRaisesRegex(ValueError, message):
-          make_model((4, 4, 3), **kwargs)
+          make_model(**{"shape": (4, 4, 3), **kwargs})
+
+
+class WeightNormTest(tf.test.TestCase):
+  """config.model.weight_norm: normalised kernels and the data-dependent initialisation."""
+
+  def test_initialize_makes_every_head_output_zero_mean_unit_variance_on_its_batch(self):
+    for context in (0, 2):
+      with self.subTest(context=context):
+        model = make_model((8, 8, 3), layers=3, hidden=12, output="logistic_mixture",
+                           context=context, weight_norm=True)
+        images = tf.constant(np.random.default_rng(context).integers(0, 256, [16, 8, 8, 3]), tf.uint8)
+        model.initialize(images)
+        mean, variance = tf.nn.moments(model.outputs(model.scale(images)), [0, 1, 2])
+        self.assertAllClose(mean, tf.zeros_like(mean), atol=1e-4)
+        self.assertAllClose(variance, tf.ones_like(variance), atol=1e-3)
+        # Each term of a block's vertical pre-activation too (the conv, and the context's
+        # term), and their sum with the bias is zero-mean.
+        block = model.blocks[0]
+        x = model.scale(images)
+        r = block.kernel // 2
+        terms = [tf.nn.conv2d(tf.pad(x, [[0, 0], [block.rows - 1, 0], [r, r], [0, 0]]),
+                              block.weight("v_kernel"), 1, "VALID")]
+        if context:
+          terms.append(pixelcnn.dense(model.context(x), block.weight("spatial_v")))
+        for term in terms:
+          variance = tf.nn.moments(term, [0, 1, 2])[1]
+          self.assertAllClose(variance, tf.ones_like(variance), atol=1e-3)
+        mean = tf.nn.moments(tf.nn.bias_add(tf.add_n(terms), block.v_bias), [0, 1, 2])[0]
+        self.assertAllClose(mean, tf.zeros_like(mean), atol=1e-4)
+        # The kernels are applied normalised: scaling a direction changes nothing.
+        before = model.log_prob(images)
+        block.v_kernel.assign(block.v_kernel * 3.0)
+        self.assertAllClose(model.log_prob(images), before, rtol=1e-5)
+
+  def test_initialize_is_the_weight_normalised_models(self):
+    with self.assertRaisesRegex(ValueError, "config.model.weight_norm"):
+      make_model((4, 4, 3)).initialize(tf.zeros([2, 4, 4, 3], tf.uint8))
+
+
+class ContextTest(tf.test.TestCase):
+  """`zoo.pixelcnn.Context`: the multi-resolution summary of the rows above."""
+
+  def test_a_row_sees_every_pixel_of_the_rows_above_and_nothing_else(self):
+    h, w, c = 8, 8, 3
+    model = make_model((h, w, c), output="logistic_mixture", context=3)
+    x = tf.random.stateless_uniform([4, h, w, c], [5, 6], -1, 1)
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      summary = tf.reshape(tf.reduce_sum(model.context(x), -1), [4, -1])  # [D, H*W]
+    depends = np.any(tape.batch_jacobian(summary, x, unconnected_gradients="zero").numpy() != 0,
+                     axis=0).reshape([h, w, h, w, c]).any(-1)  # [i, j, i2, j2]
+    for i, j in itertools.product(range(h), range(w)):
+      self.assertFalse(depends[i, j, i:].any(), f"context ({i}, {j}) sees row {i} or below")
+    # The coarsest level is 2x2 here: through it, every pixel of row i sees every column
+    # of the rows above its coarse cell (rows < 2 floor(i / 2)), where one of the paper's
+    # blocks adds ceil(n/2) = 2 rows and columns.
+    for i in range(h):
+      self.assertTrue(depends[i, :, :2 * (i // 2)].all(), f"row {i}")
 
 
 if __name__ == "__main__":

@@ -140,7 +140,148 @@ xla_gate = tf.function(gate, jit_compile=True)
 xla_log_softmax_at = tf.function(log_softmax_at, jit_compile=True)
 
 
-class Block(keras.layers.Layer):
+def down_shift(x):
+  """Returns x [B, H, W, C] moved one row down (zeros in row 0): row i holds row i - 1."""
+  shape = tf.shape(x)
+  upper = tf.slice(x, [0, 0, 0, 0], tf.concat([shape[:1], shape[1:2] - 1, shape[2:]], 0))
+  return tf.pad(upper, [[0, 0], [1, 0], [0, 0], [0, 0]])
+
+
+class Normed:
+  """Kernels with optional weight normalisation (Salimans & Kingma 2016), for layers.
+
+  With `weight_norm`, each kernel v [..., O] gets a scale g [O] (the layer's
+  `<name>_scale`, 1 until `fit`) and is applied as g v / ||v||, the norm over all axes
+  but the last (of the masked kernel, where it has a mask); data-dependent
+  initialisation (`fit`) then sets g and the bias from one batch so that each term is
+  zero-mean and unit-variance per channel, as PixelCNN++ initialises its network.
+  """
+
+  weight_norm = False
+
+  def add_kernel(self, name, shape, initializer, mask=None):
+    """Adds kernel `name` (and its scale with weight norm; `mask` a float array of `shape`)."""
+    setattr(self, name, self.add_weight(shape=shape, initializer=initializer, name=name))
+    if mask is not None:
+      self.masks[name] = tf.constant(mask)
+    if self.weight_norm:
+      setattr(self, f"{name}_scale", self.add_weight(shape=shape[-1:], initializer="ones",
+                                                     name=f"{name}_scale"))
+
+  def weight(self, name):
+    """Returns float32: kernel `name` as applied (masked; normalised and scaled)."""
+    kernel = getattr(self, name)
+    if name in self.masks:
+      kernel = kernel * self.masks[name]
+    if not self.weight_norm:
+      return kernel
+    axes = list(range(len(kernel.shape) - 1))
+    norm = tf.sqrt(tf.reduce_sum(tf.square(kernel), axes) + 1e-12)
+    return kernel * (getattr(self, f"{name}_scale") / norm)
+
+  def fit(self, name, term):
+    """Returns (term, shift): `term` [..., O], computed with `weight(name)` and without
+    bias, rescaled to unit variance per channel (the scale is divided to match); shift
+    [O] is -mean / std, for the bias."""
+    mean, variance = tf.nn.moments(term, list(range(len(term.shape) - 1)))
+    inverse = tf.math.rsqrt(variance + 1e-6)
+    scale = getattr(self, f"{name}_scale")
+    scale.assign(scale * inverse)
+    return term * inverse, -mean * inverse
+
+
+class Context(Normed, keras.layers.Layer):
+  """A causal multi-resolution summary of the rows above each pixel (not in the paper).
+
+  c = Context(x): [B, H, W, F], where row i of c depends on image rows < i only, at
+  every column: PixelCNN++'s "up" stream (Salimans et al. 2017, section 2.4) as a
+  small U-Net. The image is down-shifted, then `levels` resolutions (H, H/2, ...) each
+  hold `blocks` gated residual units down and up,
+
+      u' = u + 1x1(tanh(f) * sigmoid(g)),  [f, g] = conv_{2x3}(u) (rows i-1 and i),
+
+  linked by PixelCNN++'s down-shifted stride-2 convolutions and transposed
+  convolutions (2x3 kernels: a coarse row covers fine rows it does not see the bottom
+  of, so every output row stays strictly below what it reads), with the down pass
+  added back at each resolution on the way up. Every Gated PixelCNN block adds
+  1x1(c) to its vertical and horizontal pre-activations, the paper's spatial
+  conditioning (eq. 5) with s = c. Each unit at the coarsest level widens what a row
+  sees by 2^(levels - 1) pixels to each side and upwards (on 8x8 images with 3 levels,
+  row i sees every pixel of rows < 2 floor(i / 2): tests/test_pixelcnn.py), where a
+  block of the paper's stacks adds ceil(n/2). Sampling recomputes c once per finished
+  row, on the rows drawn so far.
+  """
+
+  def __init__(self, features, levels, blocks, seed=0, weight_norm=False, **kwargs):
+    super().__init__(autocast=False, **kwargs)
+    self.features, self.levels, self.blocks, self.seed = features, levels, blocks, seed
+    self.weight_norm, self.masks = weight_norm, {}
+
+  def build(self, input_shape):
+    cin, f = input_shape[-1], self.features
+    seeds, zeros = layers.Seeds(self.seed, self.seed + 1000), keras.initializers.Zeros()
+
+    def add(name, shape):  # a kernel and its bias
+      self.add_kernel(name, shape, seeds.glorot())
+      setattr(self, f"{name}_bias", self.add_weight(shape=shape[-1:], initializer=zeros,
+                                                    name=f"{name}_bias"))
+
+    add("entry", (2, 3, cin, f))
+    self.unit_count = 2 * self.levels * self.blocks - self.blocks  # down, up; the coarsest once
+    for k in range(self.unit_count):
+      add(f"unit{k}_conv", (2, 3, f, 2 * f))
+      add(f"unit{k}_out", (f, f))
+    for k in range(self.levels - 1):
+      add(f"down{k}", (2, 3, f, f))
+      add(f"up{k}", (2, 3, f, f))
+
+  def _biased(self, name, term, fit):
+    """Returns term + bias `name`; `fit`: first fits the scale and sets the bias (`Normed.fit`)."""
+    bias = getattr(self, f"{name}_bias")
+    if fit:
+      term, shift = self.fit(name, term)
+      bias.assign(shift)
+    return tf.nn.bias_add(term, tf.cast(bias, term.dtype))
+
+  def _conv(self, x, name, fit, stride=1):
+    """Down-shifted 2x3 conv: output row i reads input rows i - 1 and i (x [B, H, W, C])."""
+    x = tf.pad(x, [[0, 0], [1, 0], [1, 1], [0, 0]])
+    return self._biased(name, tf.nn.conv2d(x, tf.cast(self.weight(name), x.dtype), stride, "VALID"),
+                        fit)
+
+  def _up(self, x, name, fit):
+    """Down-shifted stride-2 transposed 2x3 conv: coarse row r feeds fine rows 2r, 2r + 1."""
+    b, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    kernel = tf.cast(tf.transpose(self.weight(name), [0, 1, 3, 2]), x.dtype)  # [2, 3, out, in]
+    y = tf.nn.conv2d_transpose(x, kernel, tf.stack([b, 2 * h + 1, 2 * w + 2, kernel.shape[2]]),
+                               2, "VALID")
+    return self._biased(name, y[:, :2 * h, 1:2 * w + 1], fit)
+
+  def _unit(self, u, k, fused, fit):
+    g = (xla_gate if fused else gate)(self._conv(u, f"unit{k}_conv", fit))
+    return u + self._biased(f"unit{k}_out", dense(g, tf.cast(self.weight(f"unit{k}_out"), u.dtype)),
+                            fit)
+
+  def call(self, x, fused=False, fit=False):
+    """Returns c [B, H, W, F] in x's dtype from scaled images x [B, H, W, C] (H and W
+    multiples of 2^(levels - 1)); row i of c depends on rows < i of x only. `fit`:
+    data-dependent initialisation on x as it goes (weight norm)."""
+    u = down_shift(self._conv(x, "entry", fit))  # rows < i
+    units, skips = iter(range(self.unit_count)), []
+    for level in range(self.levels):
+      for _ in range(self.blocks):
+        u = self._unit(u, next(units), fused, fit)
+      if level < self.levels - 1:
+        skips.append(u)
+        u = self._conv(u, f"down{level}", fit, stride=2)
+    for level in reversed(range(self.levels - 1)):
+      u = self._up(u, f"up{level}", fit) + skips[level]
+      for _ in range(self.blocks):
+        u = self._unit(u, next(units), fused, fit)
+    return u
+
+
+class Block(Normed, keras.layers.Layer):
   """One block of Figure 2: vertical and horizontal stacks, link, residual, conditioning;
   gated (eq. 2) or, `gated=False`, the ReLU baseline.
 
@@ -150,8 +291,9 @@ class Block(keras.layers.Layer):
   """
 
   def __init__(self, hidden, kernel, groups, first, gated=True, cond_dim=0, spatial_dim=0,
-               seed=0, **kwargs):
+               seed=0, weight_norm=False, **kwargs):
     super().__init__(autocast=False, **kwargs)  # computes in its inputs' dtype (`call`)
+    self.weight_norm = weight_norm  # `Normed`
     self.seed = seed  # weight k of this block is drawn with seed + k
     self.hidden, self.kernel, self.groups, self.first = hidden, kernel, groups, first
     self.gated = gated
@@ -164,27 +306,26 @@ class Block(keras.layers.Layer):
     groups_in = group_of(cin, self.groups)
     groups_pre = np.tile(group_of(p, self.groups), q // p)  # gated: f and g halves alike
     seeds, zeros = layers.Seeds(self.seed, self.seed + 100), keras.initializers.Zeros()
-    add = lambda name, shape, init=None: self.add_weight(
-        shape=shape, initializer=init or seeds.glorot(), name=name)
-    self.v_kernel = add("v_kernel", (self.rows, k, cin, q))
-    self.v_bias = add("v_bias", (q,), zeros)
-    self.h_kernel = add("h_kernel", (1, self.rows, cin, q))
-    self.h_bias = add("h_bias", (q,), zeros)
-    self.link = add("link", (q, q))
-    self.out = add("out", (p, p))
-    self.out_bias = add("out_bias", (p,), zeros)
-    if self.cond_dim:
-      self.cond_v = add("cond_v", (self.cond_dim, q))
-      self.cond_h = add("cond_h", (self.cond_dim, q))
-    if self.spatial_dim:
-      self.spatial_v = add("spatial_v", (self.spatial_dim, q))
-      self.spatial_h = add("spatial_h", (self.spatial_dim, q))
+    bias = lambda name, shape: self.add_weight(shape=shape, initializer=zeros, name=name)
     # Only the current pixel's tap (the last one) is masked; earlier pixels are all known.
     current = group_mask(groups_in, groups_pre, strict=self.first)  # [cin, q]
     h_mask = np.ones((1, self.rows, cin, q), np.float32)
     h_mask[0, -1] = current
-    self.h_mask = tf.constant(h_mask)
-    self.out_mask = tf.constant(group_mask(group_of(p, self.groups), group_of(p, self.groups), False))
+    self.masks = {}
+    self.add_kernel("v_kernel", (self.rows, k, cin, q), seeds.glorot())
+    self.v_bias = bias("v_bias", (q,))
+    self.add_kernel("h_kernel", (1, self.rows, cin, q), seeds.glorot(), mask=h_mask)
+    self.h_bias = bias("h_bias", (q,))
+    self.add_kernel("link", (q, q), seeds.glorot())
+    self.add_kernel("out", (p, p), seeds.glorot(),
+                    mask=group_mask(group_of(p, self.groups), group_of(p, self.groups), False))
+    self.out_bias = bias("out_bias", (p,))
+    for which in ("v", "h"):
+      if self.cond_dim:
+        self.add_kernel(f"cond_{which}", (self.cond_dim, q), seeds.glorot())
+    for which in ("v", "h"):
+      if self.spatial_dim:
+        self.add_kernel(f"spatial_{which}", (self.spatial_dim, q), seeds.glorot())
 
   def nonlinearity(self, pre, fused=False):
     """Returns [..., p] of pre-activations [..., q]: the gate tanh(f) * sigmoid(g) (eq. 2),
@@ -197,9 +338,9 @@ class Block(keras.layers.Layer):
     """Returns the conditioning term for stack `which` ("v"/"h"): [B, 1, 1, q], [B, H, W, q] or 0."""
     term = 0.0
     if self.cond_dim:
-      term += tf.matmul(cond, tf.cast(getattr(self, f"cond_{which}"), dtype))[:, None, None]  # eq. 4
-    if self.spatial_dim:
-      term += dense(spatial, tf.cast(getattr(self, f"spatial_{which}"), dtype))  # eq. 5
+      term += tf.matmul(cond, tf.cast(self.weight(f"cond_{which}"), dtype))[:, None, None]  # eq. 4
+    if self.spatial_dim and spatial is not None:  # (the context's map comes per row)
+      term += dense(spatial, tf.cast(self.weight(f"spatial_{which}"), dtype))  # eq. 5
     return term
 
   def call(self, v, h, cond=None, spatial=None, fused=False):
@@ -218,19 +359,52 @@ class Block(keras.layers.Layer):
     r, dtype = self.kernel // 2, v.dtype
     w = lambda weight: tf.cast(weight, dtype)
     v_pre = tf.nn.bias_add(tf.nn.conv2d(tf.pad(v, [[0, 0], [self.rows - 1, 0], [r, r], [0, 0]]),
-                                        w(self.v_kernel), 1, "VALID"), w(self.v_bias))  # [B, H, W, q]
+                                        w(self.weight("v_kernel")), 1, "VALID"), w(self.v_bias))  # [B, H, W, q]
     h_pre = tf.nn.bias_add(tf.nn.conv2d(tf.pad(h, [[0, 0], [0, 0], [self.rows - 1, 0], [0, 0]]),
-                                        w(self.h_kernel * self.h_mask), 1, "VALID"), w(self.h_bias))
+                                        w(self.weight("h_kernel")), 1, "VALID"), w(self.h_bias))
     if self.cond_dim or self.spatial_dim:
       v_pre += self._bias(cond, spatial, "v", dtype)
       h_pre += self._bias(cond, spatial, "h", dtype)
     shape = tf.shape(v_pre)
     upper = tf.slice(v_pre, [0, 0, 0, 0], tf.concat([shape[:1], shape[1:2] - 1, shape[2:]], 0))
     above = tf.pad(upper, [[0, 0], [1, 0], [0, 0], [0, 0]])  # row i holds v_pre of row i-1
-    h_pre += dense(above, w(self.link))
-    out = tf.nn.bias_add(dense(self.nonlinearity(h_pre, fused), w(self.out * self.out_mask)),
+    h_pre += dense(above, w(self.weight("link")))
+    out = tf.nn.bias_add(dense(self.nonlinearity(h_pre, fused), w(self.weight("out"))),
                          w(self.out_bias))
     return self.nonlinearity(v_pre, fused), out if self.first else h + out
+
+  def initialize(self, v, h, cond=None, spatial=None, context=False):
+    """Data-dependent initialisation (weight norm; `Normed.fit`) on one batch's inputs
+    v, h [B, H, W, Cin] (cond, spatial as `call`); returns `call`'s (v', h') after it.
+
+    Every term of a pre-activation computed from the image (the conv, the link, and the
+    spatial term when it is the model's `Context`, `context=True`) gets unit variance
+    per channel on its own, and the biases take their means away, as each of
+    PixelCNN++'s layers is initialised; so does the residual 1x1. Conditioning terms
+    keep scale 1: one batch need not show every label.
+    """
+    r = self.kernel // 2
+
+    def fitted(terms, which, bias):
+      total, shift = 0.0, 0.0
+      for name, term in terms:
+        term, s = self.fit(name, term)
+        total, shift = total + term, shift + s
+      bias.assign(shift)
+      fixed = self._bias(cond, None if context else spatial, which) if which else 0.0
+      return total + shift + fixed
+
+    spatial_term = lambda which: ([(f"spatial_{which}", dense(spatial, self.weight(f"spatial_{which}")))]
+                                  if context else [])
+    v_pre = fitted([("v_kernel", tf.nn.conv2d(tf.pad(v, [[0, 0], [self.rows - 1, 0], [r, r], [0, 0]]),
+                                              self.weight("v_kernel"), 1, "VALID"))]
+                   + spatial_term("v"), "v", self.v_bias)
+    h_pre = fitted([("h_kernel", tf.nn.conv2d(tf.pad(h, [[0, 0], [0, 0], [self.rows - 1, 0], [0, 0]]),
+                                              self.weight("h_kernel"), 1, "VALID")),
+                    ("link", dense(down_shift(v_pre), self.weight("link")))]
+                   + spatial_term("h"), "h", self.h_bias)
+    fitted([("out", dense(self.nonlinearity(h_pre), self.weight("out")))], None, self.out_bias)
+    return self(v, h, cond, spatial)
 
   # -- the cached sampler's pieces ----------------------------------------------------
 
@@ -242,19 +416,19 @@ class Block(keras.layers.Layer):
     """
     r = self.kernel // 2
     v_pre = tf.nn.conv2d(tf.pad(window, [[0, 0], [0, 0], [r, r], [0, 0]]),
-                         self.v_kernel, 1, "VALID")[:, 0] + self.v_bias  # [B, W, q]
+                         self.weight("v_kernel"), 1, "VALID")[:, 0] + self.v_bias  # [B, W, q]
     if self.cond_dim:
-      v_pre += tf.matmul(cond, self.cond_v)[:, None]
+      v_pre += tf.matmul(cond, self.weight("cond_v"))[:, None]
     if self.spatial_dim:
-      v_pre += dense(spatial_row, self.spatial_v)
-    return self.nonlinearity(v_pre), dense(v_pre, self.link)
+      v_pre += dense(spatial_row, self.weight("spatial_v"))
+    return self.nonlinearity(v_pre), dense(v_pre, self.weight("link"))
 
   def pixel_weights(self, cond=None, spatial=None):
     """Returns the horizontal stack's weights for `horizontal_pixel`, masked once per
     sample rather than once per sub-pixel: (kernel [rows * Cin, q], output kernel
     [p, p], bias [B, H, W, q] or [B, 1, 1, q] or [q]: h_bias + conditioning)."""
-    kernel = tf.reshape(self.h_kernel * self.h_mask, [-1, self.pre])
-    return kernel, self.out * self.out_mask, self.h_bias + self._bias(cond, spatial, "h")
+    kernel = tf.reshape(self.weight("h_kernel"), [-1, self.pre])
+    return kernel, self.weight("out"), self.h_bias + self._bias(cond, spatial, "h")
 
   def horizontal_pixel(self, window, link, weights):
     """Returns h' [B, p] at one pixel.
@@ -321,15 +495,31 @@ class Model(keras.Model):
     # The figure: a row of samples per class, or test images above their reconstructions.
     self.figure = {"": None, "class": "classes", "autoencoder": "reconstructions"}[self.conditional]
     self.capabilities = frozenset({contract.PIXELS} |
-                                  ({contract.ENCODE} if self.code_size else set()))
+                                  ({contract.ENCODE} if self.code_size else set()) |
+                                  ({contract.INITIALIZE} if mc.get("weight_norm", False) else set()))
     spatial_dim = mc.spatial_features if (mc.spatial and cond_dim) else 0
+    self.context_levels = int(mc.get("context", 0))
+    self.weight_norm = bool(mc.get("weight_norm", False))
+    if self.context_levels:
+      if spatial_dim:
+        raise ValueError("config.model.context does not combine with config.model.spatial "
+                         "(both feed the blocks' spatial terms); turn one off")
+      if self.context_levels < 0 or (self.height % 2 ** (self.context_levels - 1) or
+                                     self.width % 2 ** (self.context_levels - 1)):
+        raise ValueError(f"config.model.context={self.context_levels}: the image sides "
+                         f"{self.height}x{self.width} must be multiples of 2^(context - 1)")
+      self.context = Context(mc.context_features, self.context_levels, mc.context_blocks,
+                             seed=10**6 + 1000 * mc.seed,  # apart from the blocks'
+                             weight_norm=self.weight_norm, name="context")
+    # eq. 5's map s, the encoder's dense layer and the context's resolutions have the
+    # training images' size; otherwise the network is convolutional and scores images of
+    # any size.
+    self.fixed_size = ((self.height, self.width)
+                       if (spatial_dim or self.code_size or self.context_levels) else None)
     # Seeded initialisers: every build of a config starts from the same weights (replicas,
     # strategies and tests compare runs).
     seeds = layers.Seeds.of_model(mc.seed)
     glorot = lambda: dict(kernel_initializer=seeds.glorot())
-    # eq. 5's map s and the encoder's dense layer have the training images' size;
-    # otherwise the network is convolutional and scores images of any size.
-    self.fixed_size = (self.height, self.width) if (spatial_dim or self.code_size) else None
     if self.conditional == "autoencoder":
       self.encoder = keras.Sequential([
           keras.layers.Conv2D(mc.hidden, 3, strides=2, padding="same", activation="relu", **glorot()),
@@ -350,7 +540,9 @@ class Model(keras.Model):
     self.blocks = [
         Block(mc.hidden, mc.first_kernel if k == 0 else mc.kernel, self.groups,
               first=k == 0, gated=mc.get("gated", True), cond_dim=cond_dim,
-              spatial_dim=spatial_dim, seed=1000 * mc.seed + 100 * (k + 1) + 10, name=f"block{k}")
+              spatial_dim=spatial_dim or (mc.context_features if self.context_levels else 0),
+              seed=1000 * mc.seed + 100 * (k + 1) + 10, weight_norm=self.weight_norm,
+              name=f"block{k}")
         for k in range(mc.layers)]
     c, k = self.channels, self.mixtures
     # Per pixel: C x levels logits, or the mixture's K logits, C x K means, C x K log
@@ -365,6 +557,9 @@ class Model(keras.Model):
                  keras.layers.Dense(self.head_units, name="head2", **glorot())]
     self.head[0].build((None, mc.hidden))  # used through their kernels (masked), never called
     self.head[1].build((None, mc.output_hidden))
+    if self.weight_norm:  # the head's two kernels are normalised too (`head_kernels`)
+      self.head_scales = [self.add_weight(shape=(units,), initializer="ones", name=f"head{k + 1}_scale")
+                          for k, units in enumerate((mc.output_hidden, self.head_units))]
     # Build every weight now: checkpoints and exports see them before the first call.
     shape = (1, self.height, self.width, self.channels)
     self.outputs(tf.zeros(shape), *self._conditioning(tf.zeros(shape, tf.uint8),
@@ -398,12 +593,51 @@ class Model(keras.Model):
     s = self.deconv(h)[:, :self.height, :self.width]  # [B, H, W, S]
     return h, s
 
+  def head_kernels(self):
+    """Returns the head's two kernels as applied: masked (and, with weight norm,
+    normalised and scaled as `Normed.weight`)."""
+    kernels = [layer.kernel * mask for layer, mask in zip(self.head, self.head_masks)]
+    if not self.weight_norm:
+      return kernels
+    return [kernel * (scale / tf.sqrt(tf.reduce_sum(tf.square(kernel), 0) + 1e-12))
+            for kernel, scale in zip(kernels, self.head_scales)]
+
   def _head(self, h):
     """Returns the head's outputs [..., head_units] from the last horizontal features [..., p]."""
-    (dense1, dense2), (mask1, mask2) = self.head, self.head_masks
+    (dense1, dense2), (kernel1, kernel2) = self.head, self.head_kernels()
     w = lambda weight: tf.cast(weight, h.dtype)
-    out = tf.nn.bias_add(dense(tf.nn.relu(h), w(dense1.kernel * mask1)), w(dense1.bias))
-    return tf.nn.bias_add(dense(tf.nn.relu(out), w(dense2.kernel * mask2)), w(dense2.bias))
+    out = tf.nn.bias_add(dense(tf.nn.relu(h), w(kernel1)), w(dense1.bias))
+    return tf.nn.bias_add(dense(tf.nn.relu(out), w(kernel2)), w(dense2.bias))
+
+  def initialize(self, images, label=None, code=None):
+    """Data-dependent initialisation with `config.model.weight_norm` (PixelCNN++'s, on
+    one batch of uint8 images before the first step): every normalised kernel's scale
+    and its bias are set, layer by layer, so that each term is zero-mean and
+    unit-variance per channel on `images` (`Block.initialize`, `Context`). A class-
+    conditional model initialises with label 0 (conditioning terms keep scale 1)."""
+    if not self.weight_norm:
+      raise ValueError("initialize is the weight-normalised model's (config.model.weight_norm)")
+    if self.conditional == "class" and label is None:
+      label = tf.zeros(tf.shape(images)[:1], tf.int32)
+    x = self.scale(images)
+    cond, spatial = self._conditioning(images, label, code)
+    if self.context_levels:
+      spatial = self.context(x, fit=True)
+    v = h = x
+    for block in self.blocks:
+      v, h = block.initialize(v, h, cond, spatial, context=bool(self.context_levels))
+    (dense1, dense2), (kernel1, kernel2) = self.head, self.head_kernels()
+    hidden = None
+    for layer, kernel, scale, inputs in ((dense1, kernel1, self.head_scales[0], tf.nn.relu(h)),
+                                         (dense2, kernel2, self.head_scales[1], None)):
+      if inputs is None:
+        inputs = tf.nn.relu(hidden)
+      term = dense(inputs, kernel)
+      mean, variance = tf.nn.moments(term, [0, 1, 2])
+      inverse = tf.math.rsqrt(variance + 1e-6)
+      scale.assign(scale * inverse)
+      layer.bias.assign(-mean * inverse)
+      hidden = (term - mean) * inverse
 
   def outputs(self, x, cond=None, spatial=None, dtype=tf.float32, fused=False):
     """Returns float32 [B, H, W, head_units] from scaled images x [B, H, W, C] (float, so
@@ -412,6 +646,8 @@ class Model(keras.Model):
     cast = lambda t: None if t is None else tf.cast(t, dtype)
     v = h = cast(x)
     cond, spatial = cast(cond), cast(spatial)
+    if self.context_levels:
+      spatial = self.context(v, fused=fused)
     for block in self.blocks:
       v, h = block(v, h, cond, spatial, fused=fused)
     return tf.cast(self._head(h), tf.float32)
@@ -577,8 +813,7 @@ class Model(keras.Model):
     ins = [channels] + [block.hidden for block in blocks[:-1]]  # each block's input width
 
     weights = [block.pixel_weights(cond, spatial) for block in blocks]  # masked once
-    (dense1, dense2), (mask1, mask2) = self.head, self.head_masks
-    head1, head2 = dense1.kernel * mask1, dense2.kernel * mask2
+    (dense1, dense2), (head1, head2) = self.head, self.head_kernels()
 
     def column(i, j, canvas_row, biases, buffers):
       """Draws pixel (i, j): returns the new canvas row [B, W, C] and buffers."""
@@ -622,10 +857,15 @@ class Model(keras.Model):
       canvas_row = tf.zeros([b, width, channels])
       # Each block's per-pixel bias for this row: the link from the row above, h_bias and
       # the conditioning, [B, W, q].
-      biases = []
-      for link, (_, _, bias) in zip(links, weights):  # bias [q], [B, 1, 1, q] or [B, H, W, q]
+      biases, context_row = [], None
+      if self.context_levels:  # row i's context from rows < i, in place (the canvas rolls)
+        placed = tf.roll(canvas, i, axis=1) * (2.0 / (self.levels - 1)) - 1.0
+        context_row = self.context(placed)[:, i]  # [B, W, F]
+      for block, link, (_, _, bias) in zip(blocks, links, weights):  # bias [q], [B, 1, 1, q] or [B, H, W, q]
         if bias.shape.rank == 4:
           bias = bias[:, 0] if bias.shape[1] == 1 else tf.gather(bias, i, axis=1)
+        if context_row is not None:
+          bias += dense(context_row, block.weight("spatial_h"))
         biases.append(link + bias)
 
       def col_step(j, canvas_row, *buffers):
@@ -639,7 +879,8 @@ class Model(keras.Model):
       feature, new_rings, new_links = canvas_row * (2.0 / (self.levels - 1)) - 1.0, [], []
       for block, ring in zip(blocks, rings):
         ring = tf.concat([ring[:, 1:], feature[:, None]], 1)  # [B, rows, W, Cin]
-        feature, link = block.vertical_row(ring, cond, None if spatial is None else spatial[:, i])
+        feature, link = block.vertical_row(
+            ring, cond, context_row if spatial is None else spatial[:, i])
         new_rings.append(ring)
         new_links.append(link)
       return i + 1, canvas, new_rings, new_links
