@@ -70,6 +70,17 @@ Output heads, `config.model.output`:
     pixel's earlier channels); they sum to `log_prob`. The cached sampler draws a pixel
     per horizontal pass instead of one per channel.
 
+Options beyond the paper (off by default; README, "differs from the papers"):
+  * `config.model.context=L`: `Context`, a causal L-resolution summary c of the rows
+    above every pixel (PixelCNN++'s up stream), enters every block as eq. 5's spatial
+    term (1x1(c) added to both stacks' pre-activations). Image sides must be multiples
+    of 2^(L - 1), so the model is tied to its size (`fixed_size`). It does not combine
+    with `config.model.spatial`.
+  * `config.model.weight_norm=True`: every kernel (blocks, context, head) is applied as
+    g v / ||v|| (`Normed`), g and the biases set by `initialize` on the first batch
+    (the loop runs it before step 0) so that every term is zero-mean, unit-variance.
+  Both were added to race PixelCNN++ (`benchmarks/pixelcnn_vs_tfp.py`, issue 18).
+
 Sampling (`sample`) is cached (Ramachandran et al. 2017): one `tf.while_loop` over rows
 and one over columns; the vertical stack is computed once per finished row, and each
 new sub-pixel costs one horizontal-stack position per block. Gumbel-max noise is drawn
