@@ -152,7 +152,10 @@ xla_log_softmax_at = tf.function(log_softmax_at, jit_compile=True)
 
 
 def down_shift(x):
-  """Returns x [B, H, W, C] moved one row down (zeros in row 0): row i holds row i - 1."""
+  """Returns x [B, H, W, C] moved one row down (zeros in row 0): row i holds row i - 1.
+
+  A slice then a pad: the gradient of a strided slice (StridedSliceGrad) took 30 % of
+  the CPU training step."""
   shape = tf.shape(x)
   upper = tf.slice(x, [0, 0, 0, 0], tf.concat([shape[:1], shape[1:2] - 1, shape[2:]], 0))
   return tf.pad(upper, [[0, 0], [1, 0], [0, 0], [0, 0]])
@@ -376,10 +379,7 @@ class Block(Normed, keras.layers.Layer):
     if self.cond_dim or self.spatial_dim:
       v_pre += self._bias(cond, spatial, "v", dtype)
       h_pre += self._bias(cond, spatial, "h", dtype)
-    shape = tf.shape(v_pre)
-    upper = tf.slice(v_pre, [0, 0, 0, 0], tf.concat([shape[:1], shape[1:2] - 1, shape[2:]], 0))
-    above = tf.pad(upper, [[0, 0], [1, 0], [0, 0], [0, 0]])  # row i holds v_pre of row i-1
-    h_pre += dense(above, w(self.weight("link")))
+    h_pre += dense(down_shift(v_pre), w(self.weight("link")))  # row i reads v_pre of row i - 1
     out = tf.nn.bias_add(dense(self.nonlinearity(h_pre, fused), w(self.weight("out"))),
                          w(self.out_bias))
     return self.nonlinearity(v_pre, fused), out if self.first else h + out
