@@ -161,6 +161,13 @@ def down_shift(x):
   return tf.pad(upper, [[0, 0], [1, 0], [0, 0], [0, 0]])
 
 
+def weight_normalized(kernel, scale):
+  """Returns g v / ||v|| of kernel v [..., O] and scale g [O], the norm over all axes but
+  the last (Salimans & Kingma 2016)."""
+  norm = tf.sqrt(tf.reduce_sum(tf.square(kernel), list(range(len(kernel.shape) - 1))) + 1e-12)
+  return kernel * (scale / norm)
+
+
 class Normed:
   """Kernels with optional weight normalisation (Salimans & Kingma 2016), for layers.
 
@@ -189,9 +196,7 @@ class Normed:
       kernel = kernel * self.masks[name]
     if not self.weight_norm:
       return kernel
-    axes = list(range(len(kernel.shape) - 1))
-    norm = tf.sqrt(tf.reduce_sum(tf.square(kernel), axes) + 1e-12)
-    return kernel * (getattr(self, f"{name}_scale") / norm)
+    return weight_normalized(kernel, getattr(self, f"{name}_scale"))
 
   def fit(self, name, term):
     """Returns (term, shift): `term` [..., O], computed with `weight(name)` and without
@@ -610,8 +615,7 @@ class Model(keras.Model):
     kernels = [layer.kernel * mask for layer, mask in zip(self.head, self.head_masks)]
     if not self.weight_norm:
       return kernels
-    return [kernel * (scale / tf.sqrt(tf.reduce_sum(tf.square(kernel), 0) + 1e-12))
-            for kernel, scale in zip(kernels, self.head_scales)]
+    return [weight_normalized(kernel, scale) for kernel, scale in zip(kernels, self.head_scales)]
 
   def _head(self, h):
     """Returns the head's outputs [..., head_units] from the last horizontal features [..., p]."""
