@@ -35,6 +35,6 @@ setuptools.setup(
         "tensorflow-serving-api==2.21.*",  # the export writes TF Serving warmup records
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "pytest-xdist>=3"],  # the suite runs on every core (pytest.ini)
     },
 )
