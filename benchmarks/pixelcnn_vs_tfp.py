@@ -107,6 +107,10 @@ flags.DEFINE_integer("context_features", 48, "our config.model.context_features"
 flags.DEFINE_integer("context_blocks", 1, "our config.model.context_blocks")
 flags.DEFINE_bool("weight_norm", False, "our config.model.weight_norm: weight normalisation with "
                   "data-dependent initialisation on the first batch (as TFP's)")
+flags.DEFINE_enum("gate", "tanh", ["tanh", "linear"], "our config.model.gate: eq. 2's "
+                  "tanh(f) * sigmoid(g), or PixelCNN++'s f * sigmoid(g)")
+flags.DEFINE_bool("vertical_residual", False, "our config.model.vertical_residual: the vertical "
+                  "stack residual too")
 flags.DEFINE_integer("tfp_resnet", 1, "TFP num_resnet")
 flags.DEFINE_integer("tfp_hierarchies", 3, "TFP num_hierarchies")
 flags.DEFINE_integer("tfp_filters", 24, "TFP num_filters")
@@ -174,7 +178,8 @@ def our_config(shape, dtype="float32", output="softmax"):
   config.model.update(layers=f.layers, hidden=f.mixture_hidden if mixture else f.hidden,
                       output_hidden=f.output_hidden, output=output, mixtures=f.mixtures,
                       context=f.context, context_features=f.context_features,
-                      context_blocks=f.context_blocks, weight_norm=f.weight_norm)
+                      context_blocks=f.context_blocks, weight_norm=f.weight_norm,
+                      gate=f.gate, vertical_residual=f.vertical_residual)
   config.train.update(compute_dtype=dtype, jit=False)  # XLA for the gates and softmax only
   config.data.image_shape = shape
   config.data.num_classes = 0

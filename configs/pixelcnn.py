@@ -57,7 +57,11 @@ def get_config(arg="digits"):
                  context=0, context_features=32, context_blocks=1,
                  # weight_norm=True (not in the paper): PixelCNN++'s weight normalisation
                  # with data-dependent initialisation on config.train.init_batches batches.
-                 weight_norm=False)
+                 weight_norm=False,
+                 # gate="linear" (not in the paper): f * sigmoid(g), PixelCNN++'s gate,
+                 # instead of eq. 2's tanh(f) * sigmoid(g); vertical_residual=True (not in
+                 # the paper): the vertical stack is residual too.
+                 gate="tanh", vertical_residual=False)
   # jit=False: the training loss XLA-compiles only its gates and softmax (`zoo.pixelcnn`),
   # faster here than compiling the whole gradient (47 s vs 56 s for 600 digits steps; at
   # 32x32 XLA's CPU convolutions are 1.2x slower than TF's); exports never need XLA.

@@ -18,7 +18,7 @@ from zoo import pixelcnn
 def make_model(shape, levels=256, layers=2, conditional="", spatial=False, num_classes=0,
                hidden=6, first_kernel=3, output_hidden=None, seed=0, compute_dtype="float32",
                gated=True, output="softmax", mixtures=3, context=0, context_features=4,
-               weight_norm=False):
+               weight_norm=False, gate="tanh", vertical_residual=False):
   """Returns an untrained PixelCNN for images of `shape` (H, W, C); weights from `seed`."""
   config = pixelcnn_config.get_config("tiny")
   config.train.compute_dtype = compute_dtype
@@ -28,7 +28,7 @@ def make_model(shape, levels=256, layers=2, conditional="", spatial=False, num_c
                       hidden=hidden, first_kernel=first_kernel,
                       output_hidden=output_hidden or hidden, gated=gated, output=output,
                       mixtures=mixtures, context=context, context_features=context_features,
-                      weight_norm=weight_norm)
+                      weight_norm=weight_norm, gate=gate, vertical_residual=vertical_residual)
   tf.keras.utils.set_random_seed(seed)
   model = pixelcnn.Model(config)
   # Random, not zero, biases: a zero could hide a dependence. Kernels keep their Glorot
@@ -364,13 +364,14 @@ class LogisticMixtureTest(tf.test.TestCase, parameterized.TestCase):
     self.assertLess(chi_square, freedom + 5 * np.sqrt(2 * freedom))
     self.assertGreater(freedom, 20)  # not a test of a few values
 
-  @parameterized.named_parameters(("plain", 0, False), ("context_weight_norm", 2, True))
-  def test_pixel_outputs_see_exactly_the_earlier_pixels(self, context, weight_norm):
+  @parameterized.named_parameters(("plain", 0, False, {}), ("context_weight_norm", 2, True, {}),
+                                  ("all_options", 2, True, dict(gate="linear", vertical_residual=True)))
+  def test_pixel_outputs_see_exactly_the_earlier_pixels(self, context, weight_norm, options):
     # The head's parameters of pixel (i, j) come from pixels before it, all channels, and
     # nothing of (i, j) itself: its channels are coupled inside the distribution.
     h, w, c = 6, 6, 3
     model = make_model((h, w, c), layers=6, hidden=12, output_hidden=24, output="logistic_mixture",
-                       context=context, weight_norm=weight_norm)
+                       context=context, weight_norm=weight_norm, **options)
     model.blocks[-1].out_bias.assign_add(tf.fill(model.blocks[-1].out_bias.shape, 5.0))
     model.head[0].bias.assign_add(tf.fill(model.head[0].bias.shape, 5.0))
     x = tf.random.stateless_uniform([8, h, w, c], [1, 2], -1, 1)
@@ -403,7 +404,10 @@ class LogisticMixtureTest(tf.test.TestCase, parameterized.TestCase):
                                    dict(conditional="class", spatial=True, num_classes=3)),
                                   ("class_and_context", (2, 2, 3), 2,
                                    dict(conditional="class", num_classes=3, context=2,
-                                        weight_norm=True)))
+                                        weight_norm=True)),
+                                  ("class_context_linear_gate_vertical_residual", (2, 2, 3), 2,
+                                   dict(conditional="class", num_classes=3, context=2,
+                                        weight_norm=True, gate="linear", vertical_residual=True)))
   def test_probabilities_of_all_images_sum_to_one(self, shape, levels, conditioning):
     model = make_model(shape, levels=levels, layers=2, output="logistic_mixture", mixtures=2,
                        **conditioning)
@@ -417,7 +421,10 @@ class LogisticMixtureTest(tf.test.TestCase, parameterized.TestCase):
                                    dict(conditional="class", spatial=True, num_classes=3)),
                                   ("rgb_class_context", (4, 6, 3),
                                    dict(conditional="class", num_classes=3, context=2,
-                                        weight_norm=True)))
+                                        weight_norm=True)),
+                                  ("rgb_class_all_options", (4, 6, 3),
+                                   dict(conditional="class", num_classes=3, context=2,
+                                        weight_norm=True, gate="linear", vertical_residual=True)))
   def test_cached_sampling_equals_naive(self, shape, conditioning):
     model = make_model(shape, layers=3, first_kernel=5, output="logistic_mixture", **conditioning)
     seeds = np.array([[1, 2], [3, 4], [5, 6]], np.int64)
@@ -447,7 +454,8 @@ class LogisticMixtureTest(tf.test.TestCase, parameterized.TestCase):
         ("no components", dict(output="logistic_mixture", mixtures=0), "mixtures=0 must be positive"),
         ("context and spatial", dict(context=2, conditional="class", num_classes=2, spatial=True),
          "context does not combine with config.model.spatial"),
-        ("context on odd sides", dict(context=3, shape=(4, 6, 3)), "multiples of 2\\^\\(context - 1\\)")):
+        ("context on odd sides", dict(context=3, shape=(4, 6, 3)), "multiples of 2\\^\\(context - 1\\)"),
+        ("unknown gate", dict(gate="relu"), "valid: 'tanh', 'linear'")):
       with self.subTest(what):
         with self.assertRaisesRegex(ValueError, message):
           make_model(**{"shape": (4, 4, 3), **kwargs})

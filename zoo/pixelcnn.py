@@ -79,7 +79,14 @@ Options beyond the paper (off by default; README, "differs from the papers"):
   * `config.model.weight_norm=True`: every kernel (blocks, context, head) is applied as
     g v / ||v|| (`Normed`), g and the biases set by `initialize` on the first batch
     (the loop runs it before step 0) so that every term is zero-mean, unit-variance.
-  Both were added to race PixelCNN++ (`benchmarks/pixelcnn_vs_tfp.py`, issue 18).
+  * `config.model.gate="linear"`: the gate is f * sigmoid(g) (PixelCNN++'s gated resnet)
+    instead of eq. 2's tanh(f) * sigmoid(g): the features are no longer bounded to
+    (-1, 1).
+  * `config.model.vertical_residual=True`: the vertical stack is residual like the
+    horizontal one (v' = v + gate(...), from the second block on); the paper adds the
+    residual to the horizontal stack only ("we use residual connections in the
+    horizontal stack", section 2.2).
+  All four were added to race PixelCNN++ (`benchmarks/pixelcnn_vs_tfp.py`, issue 18).
 
 Sampling (`sample`) is cached (Ramachandran et al. 2017): one `tf.while_loop` over rows
 and one over columns; the vertical stack is computed once per finished row, and each
@@ -105,6 +112,7 @@ tfd = tfp.distributions
 
 METRIC = "bits_per_dim"  # zoo.units.METRICS key reported for this model
 CONDITIONALS = ("", "class", "autoencoder")
+GATES = ("tanh", "linear")  # `config.model.gate`: eq. 2's tanh(f) * sigmoid(g), or f * sigmoid(g)
 OUTPUTS = ("softmax", "logistic_mixture")  # `config.model.output`
 MIN_LOG_SCALE = -7.0  # PixelCNN++'s floor on the logistics' log scales
 COMPUTE_DTYPES = ("float32", "bfloat16")  # of the training loss (`config.train.compute_dtype`)
@@ -136,6 +144,12 @@ def gate(pre):
   return tf.tanh(f) * tf.sigmoid(g)
 
 
+def linear_gate(pre):
+  """Returns f * sigmoid(g) of pre [..., 2p] = [f, g] (PixelCNN++'s gate): [..., p]."""
+  f, g = tf.split(pre, 2, axis=-1)
+  return f * tf.sigmoid(g)
+
+
 def log_softmax_at(logits, values):
   """Returns float32 [...]: log softmax(logits [..., L])[values] for int values [...]."""
   flat = tf.reshape(logits, [-1, logits.shape[-1]])
@@ -148,6 +162,7 @@ def log_softmax_at(logits, values):
 # (float32) to 1.8x (bfloat16) faster, the 256-way log softmax and its gradient 2.9x.
 # `log_prob`, sampling and exports use the plain ops and never need XLA.
 xla_gate = tf.function(gate, jit_compile=True)
+xla_linear_gate = tf.function(linear_gate, jit_compile=True)
 xla_log_softmax_at = tf.function(log_softmax_at, jit_compile=True)
 
 
@@ -310,12 +325,15 @@ class Block(Normed, keras.layers.Layer):
   """
 
   def __init__(self, hidden, kernel, groups, first, gated=True, cond_dim=0, spatial_dim=0,
-               seed=0, weight_norm=False, **kwargs):
+               seed=0, weight_norm=False, gate="tanh", vertical_residual=False, **kwargs):
     super().__init__(autocast=False, **kwargs)  # computes in its inputs' dtype (`call`)
     self.weight_norm = weight_norm  # `Normed`
     self.seed = seed  # weight k of this block is drawn with seed + k
     self.hidden, self.kernel, self.groups, self.first = hidden, kernel, groups, first
-    self.gated = gated
+    self.gated, self.gate = gated, gate  # gate: "tanh" (eq. 2) or "linear" (GATES)
+    # The vertical stack adds its input back (`config.model.vertical_residual`); the
+    # first block's input is the image, of another width.
+    self.vertical_residual = vertical_residual and not first
     self.pre = 2 * hidden if gated else hidden  # pre-activation width: [f, g] halves, or p
     self.rows = (kernel + 1) // 2  # ceil(n/2): vertical rows, horizontal taps
     self.cond_dim, self.spatial_dim = cond_dim, spatial_dim
@@ -347,10 +365,12 @@ class Block(Normed, keras.layers.Layer):
         self.add_kernel(f"spatial_{which}", (self.spatial_dim, q), seeds.glorot())
 
   def nonlinearity(self, pre, fused=False):
-    """Returns [..., p] of pre-activations [..., q]: the gate tanh(f) * sigmoid(g) (eq. 2),
-    XLA-compiled if `fused`, or ReLU (ungated; q = p)."""
+    """Returns [..., p] of pre-activations [..., q]: the gate tanh(f) * sigmoid(g) (eq. 2)
+    or, `gate="linear"`, f * sigmoid(g), XLA-compiled if `fused`; or ReLU (ungated; q = p)."""
     if not self.gated:
       return tf.nn.relu(pre)  # one elementwise op: nothing for XLA to fuse
+    if self.gate == "linear":
+      return (xla_linear_gate if fused else linear_gate)(pre)
     return (xla_gate if fused else gate)(pre)
 
   def _bias(self, cond, spatial, which, dtype=tf.float32):
@@ -387,7 +407,8 @@ class Block(Normed, keras.layers.Layer):
     h_pre += dense(down_shift(v_pre), w(self.weight("link")))  # row i reads v_pre of row i - 1
     out = tf.nn.bias_add(dense(self.nonlinearity(h_pre, fused), w(self.weight("out"))),
                          w(self.out_bias))
-    return self.nonlinearity(v_pre, fused), out if self.first else h + out
+    v_out = self.nonlinearity(v_pre, fused)
+    return v + v_out if self.vertical_residual else v_out, out if self.first else h + out
 
   def initialize(self, v, h, cond=None, spatial=None, context=False):
     """Data-dependent initialisation (weight norm; `Normed.fit`) on one batch's inputs
@@ -437,7 +458,10 @@ class Block(Normed, keras.layers.Layer):
       v_pre += tf.matmul(cond, self.weight("cond_v"))[:, None]
     if self.spatial_dim:
       v_pre += dense(spatial_row, self.weight("spatial_v"))
-    return self.nonlinearity(v_pre), dense(v_pre, self.weight("link"))
+    v_out = self.nonlinearity(v_pre)
+    if self.vertical_residual:
+      v_out += window[:, -1]  # this row's input
+    return v_out, dense(v_pre, self.weight("link"))
 
   def pixel_weights(self, cond=None, spatial=None):
     """Returns the horizontal stack's weights for `horizontal_pixel`, masked once per
@@ -553,11 +577,16 @@ class Model(keras.Model):
                                        **glorot()),
           keras.layers.Conv2DTranspose(spatial_dim, 3, strides=2, padding="same", **glorot()),
       ], name="deconv")
+    self.gate = mc.get("gate", "tanh")
+    if self.gate not in GATES:
+      raise ValueError(f"unknown config.model.gate {self.gate!r}; "
+                       f"valid: {', '.join(repr(g) for g in GATES)}")
     self.blocks = [
         Block(mc.hidden, mc.first_kernel if k == 0 else mc.kernel, self.groups,
               first=k == 0, gated=mc.get("gated", True), cond_dim=cond_dim,
               spatial_dim=spatial_dim or (mc.context_features if self.context_levels else 0),
               seed=1000 * mc.seed + 100 * (k + 1) + 10, weight_norm=self.weight_norm,
+              gate=self.gate, vertical_residual=bool(mc.get("vertical_residual", False)),
               name=f"block{k}")
         for k in range(mc.layers)]
     c, k = self.channels, self.mixtures
