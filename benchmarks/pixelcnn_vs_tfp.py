@@ -25,7 +25,11 @@ About 30 minutes on 2 shared CPU cores with the defaults (five 240 s budgets, th
        with `--budget_steps`, after each of so many steps: how much each learns per
        step, whatever the machine's speed and load) (one
        run per model, evaluated as it passes each budget; the clock starts after the
-       first, traced, step and stops while evaluating).
+       first, traced, step and stops while evaluating), with the weights as trained and
+       with their Polyak averages (`--ema`, the same decay for both models, updated on
+       the training clock after every step; PixelCNN++'s paper evaluates with averages
+       of decay 0.9995): at a constant learning rate the weights themselves jitter, and
+       one evaluation of them moved by up to 0.4 bits/dim between otherwise equal runs.
    Multiply-adds per image are printed too: every weight of ours is applied at every
    pixel, while PixelCNN++ holds most of its weights at 16x16 and 8x8, so at equal
    parameter counts ours does about 2x the arithmetic per image; training multiply-adds
@@ -83,6 +87,9 @@ flags.DEFINE_list("budget_s", ["240"], "training seconds per model after which t
                   "bits/dim are compared (several: one run, evaluated at each)")
 flags.DEFINE_integer("batch", 32, "training batch size")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate of both models (constant)")
+flags.DEFINE_float("ema", 0.999, "decay of both models' Polyak (exponential moving) averages of "
+                   "their weights, updated after every training step; held-out bits/dim are "
+                   "reported with the averages as well as with the weights (0: off)")
 flags.DEFINE_integer("steps", 5, "training steps per timing round")
 flags.DEFINE_integer("repeats", 3, "timing rounds of the fast measurements; the best is reported")
 flags.DEFINE_integer("slow_repeats", 1, "timing rounds of TFP's and the naive sampler, after "
@@ -302,19 +309,58 @@ def bits_per_dim(log_prob, images, batch=128):
   return float(units.bits_per_dim(nats, images.size))
 
 
-def train_for(runner, stream, budgets, test, by_steps=False):
+class Average:
+  """Polyak averages of `variables` (PixelCNN++ evaluates with them): after update k
+  (k = 1, 2, ...), a = d a + (1 - d) w with d = min(decay, (1 + k) / (10 + k)), the
+  warm-up of `tf.train.ExponentialMovingAverage`'s num_updates, so that early averages
+  do not lean on the initial weights."""
+
+  def __init__(self, variables, decay):
+    self.variables, self.decay = list(variables), decay
+    self.averages = [tf.Variable(v, trainable=False) for v in self.variables]
+    self.updates = tf.Variable(0.0, trainable=False)
+
+  @tf.function
+  def update(self):
+    self.updates.assign_add(1.0)
+    d = tf.minimum(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+    for a, v in zip(self.averages, self.variables):
+      a.assign(d * a + (1.0 - d) * v)
+
+  def evaluate(self, fn):
+    """Returns fn() computed with the averages in place of the weights (then restored)."""
+    saved = [tf.identity(v) for v in self.variables]
+    for v, a in zip(self.variables, self.averages):
+      v.assign(a)
+    try:
+      return fn()
+    finally:
+      for v, w in zip(self.variables, saved):
+        v.assign(w)
+
+
+def train_for(runner, stream, budgets, test, by_steps=False, ema=0.0):
   """Trains `runner` on `stream` after one traced step, for the largest of `budgets`
-  seconds (`by_steps`: steps); returns {budget: (steps, loss of the last step in nats/dim,
-  held-out bits/dim of `test` when the training clock, or step count, passed the budget)}."""
+  seconds (`by_steps`: steps), with `Average`s of its weights updated after every step
+  if `ema` (their cost on the training clock); returns {budget: (steps, loss of the last
+  step in nats/dim, held-out bits/dim of `test` when the training clock, or step count,
+  passed the budget, the same with the averaged weights or None)}."""
+  average = Average(runner.variables, ema) if ema else None
   loss = float(runner.step(next(stream)))  # trace
+  if average:
+    average.update()
   steps, trained, results = 0, 0.0, {}
   for budget in sorted(budgets):
     while (steps if by_steps else trained) < budget:
       start = time.perf_counter()
-      loss = float(runner.step(next(stream)))
+      loss = runner.step(next(stream))
+      if average:
+        average.update()
+      loss = float(loss)
       trained += time.perf_counter() - start
       steps += 1
-    results[budget] = (steps, loss, bits_per_dim(runner.log_prob, test))
+    score = lambda: bits_per_dim(runner.log_prob, test)
+    results[budget] = (steps, loss, score(), average.evaluate(score) if average else None)
   return results
 
 
@@ -329,6 +375,12 @@ def cached_vs_naive(model, size, num, seed, repeats, slow_repeats):
   t_naive = best_time(naive, seeds, repeats=slow_repeats, inner=1)
   a, b = cached(seeds).numpy(), naive(seeds).numpy()
   return t_cached, t_naive, bool(np.array_equal(a, b)), int(np.sum(a != b))
+
+
+def versus(a, b, key, label=""):
+  """Returns "label: a vs b (lower)" (or "(not lower)") of results a and b at `key`."""
+  return (f"{label + ': ' if label else ''}{a[key]:.3f} vs {b[key]:.3f}"
+          + (" (lower)" if a[key] < b[key] else " (not lower)"))
 
 
 def main(argv):
@@ -359,11 +411,15 @@ def main(argv):
   for r, res in results.items():  # (c) first, on fresh weights
     if r not in racing:
       continue
-    for budget, (steps, loss, bits) in train_for(
-        r, batches(train, f.batch, f.seed), budgets, test, by_steps).items():
+    for budget, (steps, loss, bits, averaged) in train_for(
+        r, batches(train, f.batch, f.seed), budgets, test, by_steps, f.ema).items():
       res[f"steps {budget:g}"], res[f"bits/dim {budget:g}"] = steps, bits
+      if averaged is not None:
+        res[f"averaged bits/dim {budget:g}"] = averaged
       print(f"{r.name}: {steps} steps in {budget:g}{unit} (last batch {loss / math.log(2):.3f} "
-            f"bits/dim), held-out {bits:.3f} bits/dim", flush=True)
+            f"bits/dim), held-out {bits:.3f} bits/dim"
+            + (f", {averaged:.3f} with the averaged weights" if averaged is not None else ""),
+            flush=True)
   for r, res in results.items():  # (a), (b): the cost does not depend on the weights
     res["train images/s"] = f.batch / best_time(r.step, first, repeats=f.repeats, inner=f.steps)
     # Multiply-adds per second of training: forward + backward = 3 x the forward's.
@@ -387,7 +443,9 @@ def main(argv):
           (f"{f.num_samples} samples, tf.function (s)", "samples s", "{:.2f}"),
           (f"{f.num_samples} samples, XLA (s)", "samples s xla", "{:.2f}"),
           *((f"steps in {b:g}{unit}", f"steps {b:g}", "{:,}") for b in budgets if not by_steps),
-          *((f"held-out bits/dim after {b:g}{unit}", f"bits/dim {b:g}", "{:.3f}") for b in budgets))
+          *(row for b in budgets for row in (
+              (f"held-out bits/dim after {b:g}{unit}", f"bits/dim {b:g}", "{:.3f}"),
+              (f"  with averaged weights", f"averaged bits/dim {b:g}", "{:.3f}"))))
   for label, key, fmt in rows:
     if not any(key in results[r] for r in runners):
       continue
@@ -403,8 +461,9 @@ def main(argv):
           f"train images/s {a['train images/s'] / b['train images/s']:.2f}x, "
           f"train multiply-adds/s {a['GMAC/s'] / b['GMAC/s']:.2f}x "
           f"({a['GMAC/s'] / matmul_gmacs:.2f} of the matmul rate); held-out bits/dim after "
-          + (", ".join(f"{t:g}{unit}: {a[f'bits/dim {t:g}']:.3f} vs {b[f'bits/dim {t:g}']:.3f}"
-                       + (" (lower)" if a[f'bits/dim {t:g}'] < b[f'bits/dim {t:g}'] else " (not lower)")
+          + (", ".join(versus(a, b, f"bits/dim {t:g}", f"{t:g}{unit}")
+                       + (f" (averaged weights: {versus(a, b, f'averaged bits/dim {t:g}')})"
+                          if f"averaged bits/dim {t:g}" in a else "")
                        for t in budgets) if r in racing else "not raced (--race_dtypes)"))
     if "samples s" in a:
       print(f"  sampling speed-up vs tfp: {b['samples s'] / a['samples s']:.1f}x "
