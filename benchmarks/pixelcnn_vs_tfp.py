@@ -445,7 +445,7 @@ def main(argv):
           *((f"steps in {b:g}{unit}", f"steps {b:g}", "{:,}") for b in budgets if not by_steps),
           *(row for b in budgets for row in (
               (f"held-out bits/dim after {b:g}{unit}", f"bits/dim {b:g}", "{:.3f}"),
-              (f"  with averaged weights", f"averaged bits/dim {b:g}", "{:.3f}"))))
+              ("  with averaged weights", f"averaged bits/dim {b:g}", "{:.3f}"))))
   for label, key, fmt in rows:
     if not any(key in results[r] for r in runners):
       continue
