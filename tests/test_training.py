@@ -287,7 +287,7 @@ class PixelCNNTrainingTest(tf.test.TestCase):
     samples = loaded.signatures["sample"](seed=tf.constant([[0, 1], [0, 2]], tf.int64))["images"]
     scores = loaded.signatures["log_prob"](images=samples)
     self.assertEqual(samples.shape, (2, 8, 8, 1))
-    self.assertAllClose(next(iter(scores.values())), model.log_prob(samples), rtol=1e-4)
+    self.assertAllClose(scores["log_prob"], model.log_prob(samples), rtol=1e-4)
 
   def test_binarised_mnist_under_mock_data(self):
     with tfds.testing.mock_data(num_examples=20):
