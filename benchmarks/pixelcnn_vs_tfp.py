@@ -7,14 +7,20 @@ against the naive one, side by side in one process.
 About 30 minutes on 2 shared CPU cores with the defaults (five 240 s budgets, then timing).
 
 1. `zoo.pixelcnn` with each of `--outputs` (`config.model.output`): PixelCNN++'s mixture
-   of 10 discretised logistics per pixel (11 gated blocks of 51 features, a 96-unit
-   output layer) and the paper's 256-way softmax per sub-pixel (11 blocks of 48, the
-   same output layer), both 586k parameters, each trained in each of `--dtypes`
+   of 10 discretised logistics per pixel (11 gated blocks of 38 features, a 96-unit
+   output layer: 333,062 parameters) and the paper's 256-way softmax per sub-pixel (11
+   blocks of 36, the same output layer: 326,316), each trained in each of `--dtypes`
    (`config.train.compute_dtype`: float32, and bfloat16 mixed precision, which needs a
    CPU with bfloat16 arithmetic), against `tfp.distributions.PixelCNN` (PixelCNN++: 1 resnet
    layer per level, 3 levels of 24 filters, a mixture of 10 discretised logistics over
-   the 256 values), both about 0.58M parameters, on 32x32x3 images, batch 32, Adam at
-   the same constant learning rate, the same batches in the same order:
+   the 256 values: 327,104 parameters), on 32x32x3 images, batch 32, Adam at the same
+   constant learning rate, the same batches in the same order. Parameters are counted
+   alike for both: trainable scalars less the kernel entries that a causal mask or
+   constraint holds at zero (`our_parameters`, `tfp_parameters`). TFP's network has
+   577,520 trainable scalars, but its 3x3 resnet kernels keep only a shifted conv's 6
+   or 4 taps (its upsampling kernels fewer): 250,416 of the scalars are zeros that
+   every optimizer step resets (until 2026-12-08 this benchmark matched our models to
+   the 577,520, so they had 1.78x TFP's parameters).
    (a) training images/s: forward + backward + Adam step, each in one tf.function (ours:
        `training.steps.make_train_step`; TFP: -log_prob per dimension of the images as
        float in [0, 255], tf_keras Adam over the network's variables, which also applies
@@ -103,9 +109,10 @@ flags.DEFINE_list("outputs", ["logistic_mixture", "softmax"], "our output heads 
 flags.DEFINE_list("race_dtypes", None, "those of --dtypes whose models train for the budgets "
                   "(default: all); the others are only timed (images/s)")
 flags.DEFINE_integer("layers", 11, "our gated blocks")
-flags.DEFINE_integer("hidden", 48, "our features per block with the softmax head (a multiple of 3)")
-flags.DEFINE_integer("mixture_hidden", 51, "our features per block with the logistic mixture "
-                     "head (its head is smaller: 51 matches the softmax model's parameters)")
+flags.DEFINE_integer("hidden", 36, "our features per block with the softmax head (a multiple of "
+                     "3; 36: 326,316 parameters, 0.998x TFP's 327,104 at the defaults)")
+flags.DEFINE_integer("mixture_hidden", 38, "our features per block with the logistic mixture "
+                     "head (its head is smaller; 38: 333,062 parameters, 1.018x TFP's)")
 flags.DEFINE_integer("mixtures", 10, "our logistic mixture's components (as TFP's num_logistic_mix)")
 flags.DEFINE_integer("output_hidden", 96, "our output layer's units")
 flags.DEFINE_integer("context", 0, "our config.model.context: resolutions of the causal summary "
@@ -205,6 +212,7 @@ class Ours:
       self.model.initialize(first_batch)
     self.variables = self.model.trainable_variables
     self.macs = our_macs(self.model)
+    self.parameters = our_parameters(self.model)
     optimizer = keras.optimizers.Adam(f.learning_rate)
     train_step = steps_lib.make_train_step(self.model, {"model": optimizer},
                                            tf.distribute.get_strategy(), batch)
@@ -264,6 +272,7 @@ class Tfp:
     # not a branch inside the traced training step.
     self.dist.log_prob(tf.cast(first_batch, tf.float32), training=False)
     self.macs = tfp_macs(self.dist)
+    self.parameters = tfp_parameters(self.dist)
     optimizer = tf_keras.optimizers.Adam(f.learning_rate)  # applies the constraints
     dims = float(np.prod(SHAPE))
 
@@ -300,6 +309,31 @@ def tfp_macs(dist):
 def count(variables):
   """Returns the number of scalars in `variables`."""
   return sum(int(np.prod(v.shape)) for v in variables)
+
+
+def zeros(masks):
+  """Returns the number of zeros in `masks` (arrays, 0 where a kernel entry is held at 0)."""
+  return sum(int(np.size(m) - np.count_nonzero(m)) for m in masks)
+
+
+def our_parameters(model):
+  """Returns the parameters of our `zoo.pixelcnn.Model`: its trainable scalars less the
+  kernel entries its causal masks multiply by zero (a few: only the current pixel's taps
+  and channel groups are masked; the shifted convolutions have no masked rows)."""
+  masks = [*(m for block in model.blocks for m in block.masks.values()), *model.head_masks]
+  return count(model.trainable_variables) - zeros([np.asarray(m) for m in masks])
+
+
+def tfp_parameters(dist):
+  """Returns the parameters of a built `tfd.PixelCNN`: its trainable scalars less the
+  kernel entries its causal constraints hold at zero. Its convolutions are 3x3 (and
+  4x4, 2x4, 2x2) kernels of which the constraints keep the taps of a 2x3 or 2x2 shifted
+  convolution, so 43 % of its trainable scalars (at the comparison's size) are zeros
+  that every optimizer step resets: trained variables but not parameters (openai's
+  PixelCNN++ uses 2x3 and 2x2 kernels and has none of them)."""
+  variables = dist.network.trainable_variables
+  return count(variables) - zeros([v.constraint(tf.ones_like(v)).numpy()
+                                   for v in variables if v.constraint is not None])
 
 
 def bits_per_dim(log_prob, images, batch=128):
@@ -402,7 +436,8 @@ def main(argv):
   print(f"TFP's kernels before its masks: sum |w - mask(w)| = {theirs.unmasked:.1f} "
         "(non-zero: not causal until an optimizer step)")
 
-  results = {r: {"parameters": count(r.variables), "MACs/image": r.macs} for r in runners}
+  results = {r: {"variables": count(r.variables), "parameters": r.parameters, "MACs/image": r.macs}
+             for r in runners}
   by_steps = f.budget_steps is not None
   budgets = sorted(float(b) for b in (f.budget_steps if by_steps else f.budget_s))
   unit = " steps" if by_steps else " s"
@@ -437,7 +472,9 @@ def main(argv):
 
   width = max(len(r.name) for r in runners) + 2
   print(f"\n{'':<36}" + "".join(f"{r.name:>{width}}" for r in runners))
-  rows = (("parameters", "parameters", "{:,}"), ("multiply-adds per image", "MACs/image", "{:,}"),
+  rows = (("parameters", "parameters", "{:,}"),
+          ("  trainable scalars (masked too)", "variables", "{:,}"),
+          ("multiply-adds per image", "MACs/image", "{:,}"),
           ("train images/s", "train images/s", "{:.1f}"),
           ("train multiply-adds/s (G)", "GMAC/s", "{:.1f}"),
           (f"{f.num_samples} samples, tf.function (s)", "samples s", "{:.2f}"),
@@ -456,7 +493,8 @@ def main(argv):
         f"runs at {b['GMAC/s'] / matmul_gmacs:.2f} of it")
   for r in ours:
     a = results[r]
-    print(f"\n{r.name} / tfp: parameters {a['parameters'] / b['parameters']:.3f}, "
+    print(f"\n{r.name} / tfp: parameters {a['parameters'] / b['parameters']:.3f} (trainable "
+          f"scalars {a['variables'] / b['variables']:.3f}), "
           f"multiply-adds per image {a['MACs/image'] / b['MACs/image']:.2f}, "
           f"train images/s {a['train images/s'] / b['train images/s']:.2f}x, "
           f"train multiply-adds/s {a['GMAC/s'] / b['GMAC/s']:.2f}x "
